@@ -1,0 +1,1 @@
+"""Organisations, X.509 identities, roles, revocation and k-of-n policies (the MSP)."""

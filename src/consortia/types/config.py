@@ -1,0 +1,59 @@
+"""The channel configuration carried by the genesis block and changed by config transactions."""
+
+from __future__ import annotations
+
+import msgspec
+
+from consortia.crypto.hashing import sha256
+from consortia.types.codec import encode
+
+
+class OrgConfig(msgspec.Struct, array_like=True, frozen=True):
+    name: str
+    ca_certs: list[bytes]  # DER certificates of the org's CAs (identities)
+    tls_ca_certs: list[bytes]  # DER certificates of the org's TLS CAs
+    crls: list[bytes] = []  # DER certificate revocation lists signed by the org's CA
+
+
+class Policy(msgspec.Struct, array_like=True, frozen=True):
+    """`k` distinct organisations out of `orgs` (all orgs when empty), signing in `role`.
+
+    k == 0 means a majority of the listed orgs (more than half), recomputed as orgs join.
+    """
+
+    k: int = 0
+    orgs: list[str] = []
+    role: str = "admin"
+
+
+class ConsensusConfig(msgspec.Struct, array_like=True, frozen=True):
+    engine: str = "solo"
+    params: dict[str, int | str] = {}
+
+
+class BlockLimits(msgspec.Struct, array_like=True, frozen=True):
+    txs_max: int = 2000
+    bytes_max: int = 8 * 1024 * 1024
+    wait_ms: int = 50
+
+
+class ChannelConfig(msgspec.Struct, array_like=True, frozen=True):
+    chain_id: str
+    channel: str
+    suite: str  # signature suite for transactions and blocks
+    orgs: list[OrgConfig]
+    policies: dict[str, Policy]  # "block_signing", "lifecycle", "admin"
+    consensus: ConsensusConfig
+    block: BlockLimits = BlockLimits()
+    tx_steps_max: int = 1_000_000
+    sequence: int = 0  # bumped by every applied config change
+
+    @property
+    def hash(self) -> bytes:
+        return sha256(encode(self))
+
+    def org(self, name: str) -> OrgConfig | None:
+        for org in self.orgs:
+            if org.name == name:
+                return org
+        return None
