@@ -1,0 +1,378 @@
+"""REST + WebSocket API of a node, with an OpenAPI document at /openapi.json.
+
+Transactions arrive as canonical msgpack envelopes (application/octet-stream); everything
+else is JSON. Errors are `{"error": {"code": ..., "message": ...}}` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from consortia import __version__
+from consortia.api.jsonview import block_json, from_plain, header_json, plain, receipt_json, tx_json
+from consortia.execution.executor import QueryError
+from consortia.execution.keys import contract_key
+from consortia.node.admission import AdmissionError
+from consortia.node.runtime import CommitInfo, Node
+from consortia.types import CodecError, check_value, decode, decode_envelope, encode
+
+# HTTP status per admission error code; anything unlisted is a 400.
+STATUS_BY_CODE = {
+    "duplicate_transaction": 409,
+    "mempool_full": 503,
+    "sender_limit": 429,
+    "unknown_issuer": 403,
+    "certificate_expired": 403,
+    "certificate_not_yet_valid": 403,
+    "certificate_revoked": 403,
+    "bad_role": 403,
+    "wrong_suite": 403,
+    "bad_certificate": 403,
+    "bad_signature": 401,
+}
+BATCH_TXS_MAX = 10_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class QueryBody(msgspec.Struct, forbid_unknown_fields=True):
+    contract: str
+    method: str
+    args: list[Any] = []
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class TokenBucket:
+    """Per-client request budget: `rate` per second, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, client: str, cost: float = 1.0) -> bool:
+        now = time.monotonic()
+        tokens, last = self._buckets.get(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < cost:
+            self._buckets[client] = (tokens, now)
+            return False
+        self._buckets[client] = (tokens - cost, now)
+        if len(self._buckets) > 100_000:  # forget idle clients rather than grow without bound
+            self._buckets.clear()
+        return True
+
+
+def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_000,
+               rate_burst: int = 100_000, wait_timeout_ms_max: int = 60_000) -> FastAPI:
+    app = FastAPI(title="consortia node API", version=__version__, docs_url="/docs")
+    bucket = TokenBucket(rate_per_s, rate_burst)
+    registry = CollectorRegistry()
+    m_height = Gauge("consortia_height", "Committed block height", registry=registry)
+    m_pool = Gauge("consortia_mempool_txs", "Transactions waiting in the pool", registry=registry)
+    m_committed = Gauge("consortia_committed_txs", "Transactions committed since start", registry=registry)
+    m_blocks = Gauge("consortia_blocks", "Blocks committed since start", registry=registry)
+    m_admitted = Gauge("consortia_admitted_txs", "Transactions admitted since start", registry=registry)
+    m_rejected = Counter("consortia_rejected_txs", "Transactions refused at admission", ["code"],
+                         registry=registry)
+    m_requests = Counter("consortia_http_requests", "HTTP requests", ["status"], registry=registry)
+
+    class Limits(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            client = request.client.host if request.client else "unknown"
+            if not bucket.allow(client):
+                m_requests.labels("429").inc()
+                return error_response(429, "rate_limited", "too many requests; slow down")
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > body_bytes_max):
+                m_requests.labels("413").inc()
+                return error_response(413, "body_too_large", f"request body exceeds {body_bytes_max} bytes")
+            response = await call_next(request)
+            m_requests.labels(str(response.status_code)).inc()
+            return response
+
+    app.add_middleware(Limits)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message)
+
+    async def read_body(request: Request) -> bytes:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > body_bytes_max:
+                raise ApiError(413, "body_too_large", f"request body exceeds {body_bytes_max} bytes")
+        return body
+
+    def check_channel(channel: str) -> None:
+        if channel != node.config.channel:
+            raise ApiError(404, "unknown_channel", f"this node does not host channel {channel!r}")
+
+    def parse_hash(value: str, what: str) -> bytes:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise ApiError(400, "bad_hash", f"{what} must be 64 hex characters") from None
+        if len(raw) != 32:
+            raise ApiError(400, "bad_hash", f"{what} must be 64 hex characters")
+        return raw
+
+    def commit_json(info: CommitInfo) -> dict[str, Any]:
+        return {"status": "committed", "height": info.height, "index": info.index,
+                "receipt": receipt_json(info.receipt)}
+
+    async def admit(raw: bytes) -> bytes:
+        try:
+            return await node.submit(raw)
+        except AdmissionError as exc:
+            m_rejected.labels(exc.code).inc()
+            raise ApiError(STATUS_BY_CODE.get(exc.code, 400), exc.code, str(exc)) from exc
+
+    # ---- health and chain info ------------------------------------------------------------
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "node": node.name, "height": node.ledger.height}
+
+    @app.get("/v1/channels/{channel}/info")
+    async def info(channel: str) -> dict[str, Any]:
+        check_channel(channel)
+        head = node.ledger.head
+        assert head is not None
+        return {
+            "node": node.name,
+            "chain_id": node.config.chain_id,
+            "channel": channel,
+            "height": head.height,
+            "head_hash": head.hash.hex(),
+            "state_root": head.state_root.hex(),
+            "config_sequence": node.config.sequence,
+            "consensus": node.engine.status(),
+            "mempool_txs": len(node.mempool),
+        }
+
+    # ---- transactions ---------------------------------------------------------------------
+    @app.post(
+        "/v1/channels/{channel}/transactions",
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    async def submit(
+        channel: str, request: Request, wait: bool = False, timeout_ms: int = Query(30_000, ge=1)
+    ) -> dict[str, Any]:
+        """Submit one signed envelope; with `wait=true`, answer once it is durably committed."""
+        check_channel(channel)
+        tx_id = await admit(await read_body(request))
+        if not wait:
+            return {"tx_id": tx_id.hex(), "status": "pending"}
+        info = await node.wait_committed(tx_id, min(timeout_ms, wait_timeout_ms_max) / 1000)
+        if info is None:
+            return {"tx_id": tx_id.hex(), "status": "pending"}
+        return {"tx_id": tx_id.hex(), **commit_json(info)}
+
+    @app.post(
+        "/v1/channels/{channel}/transactions/batch",
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    async def submit_batch(channel: str, request: Request) -> dict[str, Any]:
+        """Submit a msgpack array of envelopes; each gets its own result, in order."""
+        check_channel(channel)
+        try:
+            raws = decode(await read_body(request), list[bytes])
+        except CodecError as exc:
+            raise ApiError(400, "malformed", f"batch must be a msgpack array of envelopes: {exc}") from exc
+        if len(raws) > BATCH_TXS_MAX:
+            raise ApiError(413, "batch_too_large", f"at most {BATCH_TXS_MAX} transactions per batch")
+        results = await asyncio.gather(*(node.submit(r) for r in raws), return_exceptions=True)
+        out: list[dict[str, Any]] = []
+        for res in results:
+            if isinstance(res, AdmissionError):
+                m_rejected.labels(res.code).inc()
+                out.append({"error": {"code": res.code, "message": str(res)}})
+            elif isinstance(res, BaseException):
+                raise res
+            else:
+                out.append({"tx_id": res.hex(), "status": "pending"})
+        return {"results": out}
+
+    @app.get("/v1/channels/{channel}/transactions/{tx_id}")
+    async def tx_status(channel: str, tx_id: str, wait: bool = False,
+                        timeout_ms: int = Query(30_000, ge=1)) -> dict[str, Any]:
+        check_channel(channel)
+        raw_id = parse_hash(tx_id, "tx_id")
+        info = node.committed_info(raw_id)
+        if info is None and wait and node.is_pending(raw_id):
+            info = await node.wait_committed(raw_id, min(timeout_ms, wait_timeout_ms_max) / 1000)
+        if info is not None:
+            block = node.ledger.block(info.height)
+            assert block is not None
+            env, tx = decode_envelope(block.txs[info.index])
+            return {"tx_id": tx_id, **commit_json(info), "transaction": tx_json(env.tx_id, tx)}
+        if node.is_pending(raw_id):
+            return {"tx_id": tx_id, "status": "pending"}
+        raise ApiError(404, "unknown_transaction", "no such transaction on this node")
+
+    @app.get("/v1/channels/{channel}/transactions/{tx_id}/proof")
+    async def tx_proof(channel: str, tx_id: str) -> dict[str, Any]:
+        check_channel(channel)
+        raw_id = parse_hash(tx_id, "tx_id")
+        if node.ledger.tx_location(raw_id) is None:
+            raise ApiError(404, "unknown_transaction", "no such committed transaction")
+        proof = node.ledger.prove_tx(raw_id)
+        block = node.ledger.block(proof.height)
+        assert block is not None
+        return {
+            "tx_id": tx_id,
+            "height": proof.height,
+            "index": proof.index,
+            "proof": base64.b64encode(encode(proof)).decode(),
+            "block": base64.b64encode(encode(block)).decode(),
+        }
+
+    # ---- queries and state ----------------------------------------------------------------
+    @app.post("/v1/channels/{channel}/query")
+    async def query(channel: str, request: Request) -> dict[str, Any]:
+        """Run a read-only contract method on the committed state."""
+        check_channel(channel)
+        try:
+            body = msgspec.json.decode(await read_body(request), type=QueryBody)
+            args = from_plain(body.args)
+            check_value(args)
+        except (msgspec.DecodeError, msgspec.ValidationError, CodecError, ValueError) as exc:
+            raise ApiError(400, "malformed", f"bad query: {exc}") from exc
+        try:
+            result = node.query(body.contract, body.method, args)
+        except QueryError as exc:
+            raise ApiError(exc.status, exc.code, str(exc)) from exc
+        return {"result": plain(result), "height": node.ledger.height}
+
+    @app.get("/v1/channels/{channel}/state/{contract}/{key:path}")
+    async def state(channel: str, contract: str, key: str, proof: bool = False) -> dict[str, Any]:
+        """A contract's stored value; with `proof=true`, a Merkle proof against the head's state root."""
+        check_channel(channel)
+        try:
+            skey = contract_key(contract, key)
+        except ValueError as exc:
+            raise ApiError(400, "bad_key", str(exc)) from exc
+        raw = node.ledger.state.get(skey)
+        out: dict[str, Any] = {"contract": contract, "key": key, "exists": raw is not None,
+                               "value": None if raw is None else base64.b64encode(raw).decode()}
+        if raw is not None:
+            from consortia.types import decode_value
+
+            out["decoded"] = plain(decode_value(raw))
+        if proof:
+            head = node.ledger.head
+            assert head is not None
+            out["state_key"] = base64.b64encode(skey).decode()
+            out["proof"] = base64.b64encode(encode(node.ledger.prove(skey))).decode()
+            block = node.ledger.block(head.height)
+            assert block is not None
+            out["header"] = base64.b64encode(encode(block.header)).decode()
+            out["certificate"] = (
+                None if block.certificate is None else base64.b64encode(encode(block.certificate)).decode()
+            )
+        return out
+
+    @app.get("/v1/channels/{channel}/history/{contract}/{key:path}")
+    async def history(channel: str, contract: str, key: str, limit: int = Query(100, ge=1, le=10_000)
+                      ) -> dict[str, Any]:
+        check_channel(channel)
+        try:
+            skey = contract_key(contract, key)
+        except ValueError as exc:
+            raise ApiError(400, "bad_key", str(exc)) from exc
+        from consortia.types import decode_value
+
+        versions = [
+            {"height": v.height, "tx_index": v.tx_index, "tx_id": v.tx_id.hex(), "deleted": v.value is None,
+             "value": None if v.value is None else plain(decode_value(v.value))}
+            for v in node.ledger.history(skey, limit)
+        ]
+        return {"contract": contract, "key": key, "versions": versions}
+
+    # ---- blocks ---------------------------------------------------------------------------
+    @app.get("/v1/channels/{channel}/blocks/{height}")
+    async def block_by_height(channel: str, height: int, raw: bool = False) -> Any:
+        check_channel(channel)
+        block = node.ledger.block(height) if height >= 0 else None
+        if block is None:
+            raise ApiError(404, "unknown_block", f"no block at height {height}")
+        if raw:
+            return Response(encode(block), media_type="application/octet-stream")
+        return block_json(block)
+
+    @app.get("/v1/channels/{channel}/blocks/hash/{block_hash}")
+    async def block_by_hash(channel: str, block_hash: str) -> dict[str, Any]:
+        check_channel(channel)
+        block = node.ledger.block_by_hash(parse_hash(block_hash, "block hash"))
+        if block is None:
+            raise ApiError(404, "unknown_block", "no block with that hash")
+        return block_json(block)
+
+    # ---- subscriptions --------------------------------------------------------------------
+    @app.websocket("/v1/channels/{channel}/ws/blocks")
+    async def ws_blocks(ws: WebSocket, channel: str) -> None:
+        await ws.accept()
+        if channel != node.config.channel:
+            await ws.close(code=4404, reason="unknown channel")
+            return
+        q = node.subscribe_blocks()
+        try:
+            while True:
+                block = await q.get()
+                await ws.send_json({"type": "block", "header": header_json(block.header)})
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            node.unsubscribe_blocks(q)
+
+    @app.websocket("/v1/channels/{channel}/ws/events")
+    async def ws_events(ws: WebSocket, channel: str, contract: str | None = None, name: str | None = None
+                        ) -> None:
+        await ws.accept()
+        if channel != node.config.channel:
+            await ws.close(code=4404, reason="unknown channel")
+            return
+        q = node.subscribe_events()
+        try:
+            while True:
+                height, tx_id, receipt = await q.get()
+                for ev in receipt.events:
+                    if (contract is None or ev.contract == contract) and (name is None or ev.name == name):
+                        await ws.send_json({"type": "event", "height": height, "tx_id": tx_id.hex(),
+                                            "contract": ev.contract, "name": ev.name,
+                                            "payload": plain(ev.payload)})
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            node.unsubscribe_events(q)
+
+    # ---- metrics --------------------------------------------------------------------------
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        m_height.set(node.ledger.height)
+        m_pool.set(len(node.mempool))
+        m_committed.set(node.stats.committed_txs)
+        m_blocks.set(node.stats.blocks)
+        m_admitted.set(node.stats.admitted)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,82 @@
+"""Admission: everything a transaction must pass before it may enter the pool.
+
+Format, chain and channel, certificate (chains to a member CA, valid now, not revoked),
+replay (never committed, not already pending), then the signature. Signatures of all
+requests that arrive in one event-loop turn are verified together on every core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from consortia.crypto import BatchVerifier, VerifyJob
+from consortia.types import CodecError, Envelope, Transaction, decode_envelope, tx_signing_bytes
+
+
+class AdmissionError(Exception):
+    """A transaction refused at the door; `code` is machine-readable, nothing was stored."""
+
+    code = "rejected"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+@dataclass(frozen=True)
+class Admitted:
+    tx_id: bytes
+    raw: bytes
+    envelope: Envelope
+    tx: Transaction
+    sender: bytes
+    suite: str
+    public_key: bytes
+
+
+def parse_envelope(raw: bytes) -> tuple[Envelope, Transaction]:
+    try:
+        return decode_envelope(raw)
+    except CodecError as exc:
+        raise AdmissionError(f"malformed transaction: {exc}", "malformed") from exc
+
+
+class SignatureBatcher:
+    """Collects verification requests from one loop turn and verifies them in one batch."""
+
+    def __init__(self, verifier: BatchVerifier) -> None:
+        self._verifier = verifier
+        self._jobs: list[VerifyJob] = []
+        self._futures: list[asyncio.Future[bool]] = []
+        self._scheduled = False
+
+    def verify(self, job: VerifyJob) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._jobs.append(job)
+        self._futures.append(fut)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+        return fut
+
+    async def _flush(self) -> None:
+        jobs, futures = self._jobs, self._futures
+        self._jobs, self._futures, self._scheduled = [], [], False
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(None, self._verifier.verify, jobs)
+        except Exception as exc:  # pragma: no cover - verifier bug; fail the requests loudly
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for fut, ok in zip(futures, results, strict=True):
+            if not fut.done():
+                fut.set_result(ok)
+
+
+def signature_job(admitted_suite: str, public_key: bytes, env: Envelope) -> VerifyJob:
+    return VerifyJob(admitted_suite, public_key, tx_signing_bytes(env.tx_id), env.signature)

@@ -1,0 +1,74 @@
+"""Start a node from its TOML file: open the ledger, start the engine, serve the API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import uvicorn
+
+from consortia.api.app import create_app
+from consortia.consensus import BlockSigner
+from consortia.identity.wallet import load_pem_private_key_file
+from consortia.mempool import PoolLimits
+from consortia.node.config import NodeConfig
+from consortia.node.genesis import read_genesis
+from consortia.node.runtime import Node, open_ledger_with_genesis
+
+log = logging.getLogger("consortia.node")
+
+
+def build_node(cfg: NodeConfig) -> Node:
+    genesis = read_genesis(cfg.path(cfg.node.genesis))
+    cert_pem = cfg.path(cfg.node.cert).read_bytes()
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    cert_der = x509.load_pem_x509_certificate(cert_pem).public_bytes(Encoding.DER)
+    key = load_pem_private_key_file(cfg.path(cfg.node.key))
+    ledger = open_ledger_with_genesis(cfg.path(cfg.node.data_dir), genesis)
+    limits = PoolLimits(cfg.mempool.txs_max, cfg.mempool.bytes_max, cfg.mempool.per_sender_txs_max)
+    return Node(cfg.node.name, ledger, BlockSigner(cert_der, key), limits, tick_ms=cfg.node.tick_ms)
+
+
+async def serve(cfg: NodeConfig) -> None:
+    node = build_node(cfg)
+    app = create_app(
+        node,
+        body_bytes_max=cfg.api.body_bytes_max,
+        rate_per_s=cfg.api.rate_per_s,
+        rate_burst=cfg.api.rate_burst,
+        wait_timeout_ms_max=cfg.api.wait_timeout_ms_max,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=cfg.api.host, port=cfg.api.port, log_level="warning", lifespan="off",
+                       ws_max_size=cfg.api.body_bytes_max)
+    )
+    await node.start()
+    ready = cfg.path(cfg.node.data_dir) / "node.ready"
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.01)
+    if server.started:
+        ready.write_text(f"http://{cfg.api.host}:{cfg.api.port} {os.getpid()}\n")
+        log.info("node %s serving on %s:%d at height %d", node.name, cfg.api.host, cfg.api.port,
+                 node.ledger.height)
+    try:
+        await serving  # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
+    finally:
+        ready.unlink(missing_ok=True)
+        await node.stop()
+
+
+def run(config_path: Path) -> None:
+    from consortia.node.config import load_config
+
+    cfg = load_config(config_path)
+    try:
+        import uvloop
+
+        uvloop.run(serve(cfg))
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        asyncio.run(serve(cfg))
