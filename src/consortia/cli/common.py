@@ -54,6 +54,7 @@ def handled() -> Iterator[None]:
 
 
 def load_identity(crypto: Path | None, org: str | None, user: str | None) -> Any:
+    from consortia.identity.errors import IdentityError
     from consortia.identity.wallet import load_signing_identity
 
     if crypto is None or org is None:
@@ -61,7 +62,7 @@ def load_identity(crypto: Path | None, org: str | None, user: str | None) -> Any
     name = user or f"client0@{org}"
     try:
         return load_signing_identity(crypto, org, name)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, IdentityError) as exc:
         fail(f"cannot load identity {name} of {org} from {crypto}: {exc}")
 
 

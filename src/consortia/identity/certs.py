@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -26,6 +27,17 @@ CryptoPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 ATTRIBUTES_OID = x509.ObjectIdentifier("2.25.200709671434863435952244107960548025723.1")
 ATTRIBUTES_MAX = 32
 ATTRIBUTE_CHARS_MAX = 256
+
+# What cryptography raises for malformed certificates and CRLs (found by fuzzing: not all
+# are ValueErrors, and parsing is partly lazy, so accessors raise them too).
+PARSE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -53,7 +65,9 @@ def encode_attributes(attributes: Mapping[str, str]) -> bytes:
         if not isinstance(key, str) or not isinstance(value, str):
             raise BadArgument("certificate attributes must map str to str")
         if not 1 <= len(key) <= ATTRIBUTE_CHARS_MAX or len(value) > ATTRIBUTE_CHARS_MAX:
-            raise BadArgument(f"attribute names 1..{ATTRIBUTE_CHARS_MAX}, values ..{ATTRIBUTE_CHARS_MAX} chars")
+            raise BadArgument(
+                f"attribute names 1..{ATTRIBUTE_CHARS_MAX}, values ..{ATTRIBUTE_CHARS_MAX} chars"
+            )
     return encode(dict(attributes))
 
 
@@ -227,7 +241,7 @@ def load_certificate(data: bytes) -> x509.Certificate:
         if data.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(data)
         return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except PARSE_ERRORS as exc:
         raise BadCertificate(f"not a certificate: {exc}") from exc
 
 
@@ -253,3 +267,11 @@ def name_values(name: x509.Name, oid: x509.ObjectIdentifier) -> list[str]:
 def common_name(cert: x509.Certificate) -> str:
     values = name_values(cert.subject, NameOID.COMMON_NAME)
     return values[0] if values else ""
+
+
+def crl_signed_by(crl: x509.CertificateRevocationList, ca_cert: x509.Certificate) -> bool:
+    """Whether `ca_cert` issued `crl` (issuer name and signature both match)."""
+    key = ca_cert.public_key()
+    if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
+        return False  # we only ever issue CRLs with the suites' key types
+    return crl.issuer == ca_cert.subject and crl.is_signature_valid(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -77,7 +78,7 @@ def _load(directory: Path) -> tuple[bytes, PrivateKey]:
     key = private_key_from_pem(layout.read_bytes(directory / layout.SIGNKEY))
     try:
         suite, pub = public_key_of(cert.public_key())
-    except InvalidKey as exc:
+    except (InvalidKey, ValueError, UnsupportedAlgorithm) as exc:
         raise BadCertificate(f"{directory / layout.SIGNCERT}: {exc}") from exc
     if (suite, pub) != (key.suite, key.public_key):
         raise BadKey(f"{directory / layout.SIGNKEY} does not match {directory / layout.SIGNCERT}")
