@@ -2,14 +2,24 @@
 
 import pytest
 
-from consortia.consensus import BlockSigner, BuildProposal, CommitBlock, Committed, ProposalBuilt, SoloEngine, Tick
+from consortia.consensus import (
+    BlockSigner,
+    BuildProposal,
+    CommitBlock,
+    Committed,
+    ProposalBuilt,
+    SoloEngine,
+    Tick,
+)
 from consortia.crypto import ED25519, ZERO_HASH
 from consortia.types import Block, BlockLimits, Header, commit_signing_bytes
 
 
 def engine(txs_max: int = 3, wait_ms: int = 50) -> SoloEngine:
     signer = BlockSigner(b"node-cert", ED25519.generate())
-    return SoloEngine("peer0", signer, BlockLimits(txs_max=txs_max, bytes_max=10_000, wait_ms=wait_ms), 0, ZERO_HASH)
+    return SoloEngine(
+        "peer0", signer, BlockLimits(txs_max=txs_max, bytes_max=10_000, wait_ms=wait_ms), 0, ZERO_HASH
+    )
 
 
 def block(height: int, parent: bytes) -> Block:

@@ -19,7 +19,11 @@ from consortia.types import (
 )
 
 values: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20) | st.binary(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
@@ -53,7 +57,9 @@ def test_non_canonical_bytes_refused() -> None:
 
     tx = make_tx([{"a": 1, "b": 2}])
     # The same transaction with its dict keys written out of order decodes but is not canonical.
-    raw = msgspec.msgpack.encode(["chain", "main", b"n" * 16, b"cert", "token", "transfer", [{"b": 2, "a": 1}], 0])
+    raw = msgspec.msgpack.encode(
+        ["chain", "main", b"n" * 16, b"cert", "token", "transfer", [{"b": 2, "a": 1}], 0]
+    )
     assert decode(raw, Transaction) == tx
     with pytest.raises(CodecError):
         decode_canonical(raw, Transaction)

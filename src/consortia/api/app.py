@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -20,7 +21,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from consortia import __version__
 from consortia.api.jsonview import block_json, from_plain, header_json, plain, receipt_json, tx_json
-from consortia.execution.executor import QueryError
+from consortia.execution.errors import QueryError
 from consortia.execution.keys import contract_key
 from consortia.node.admission import AdmissionError
 from consortia.node.runtime import CommitInfo, Node
@@ -41,6 +42,12 @@ STATUS_BY_CODE = {
     "bad_signature": 401,
 }
 BATCH_TXS_MAX = 10_000
+QUERY_ERRORS = {
+    "UnknownContract": (404, "unknown_contract"),
+    "UnknownMethodError": (404, "unknown_method"),
+    "NotAView": (400, "not_a_view"),
+    "QueryFailed": (422, "query_failed"),
+}
 
 
 class ApiError(Exception):
@@ -79,8 +86,13 @@ class TokenBucket:
         return True
 
 
-def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_000,
-               rate_burst: int = 100_000, wait_timeout_ms_max: int = 60_000) -> FastAPI:
+def create_app(
+    node: Node,
+    body_bytes_max: int = 4 << 20,
+    rate_per_s: int = 50_000,
+    rate_burst: int = 100_000,
+    wait_timeout_ms_max: int = 60_000,
+) -> FastAPI:
     app = FastAPI(title="consortia node API", version=__version__, docs_url="/docs")
     bucket = TokenBucket(rate_per_s, rate_burst)
     registry = CollectorRegistry()
@@ -89,8 +101,9 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
     m_committed = Gauge("consortia_committed_txs", "Transactions committed since start", registry=registry)
     m_blocks = Gauge("consortia_blocks", "Blocks committed since start", registry=registry)
     m_admitted = Gauge("consortia_admitted_txs", "Transactions admitted since start", registry=registry)
-    m_rejected = Counter("consortia_rejected_txs", "Transactions refused at admission", ["code"],
-                         registry=registry)
+    m_rejected = Counter(
+        "consortia_rejected_txs", "Transactions refused at admission", ["code"], registry=registry
+    )
     m_requests = Counter("consortia_http_requests", "HTTP requests", ["status"], registry=registry)
 
     class Limits(BaseHTTPMiddleware):
@@ -135,8 +148,12 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
         return raw
 
     def commit_json(info: CommitInfo) -> dict[str, Any]:
-        return {"status": "committed", "height": info.height, "index": info.index,
-                "receipt": receipt_json(info.receipt)}
+        return {
+            "status": "committed",
+            "height": info.height,
+            "index": info.index,
+            "receipt": receipt_json(info.receipt),
+        }
 
     async def admit(raw: bytes) -> bytes:
         try:
@@ -170,8 +187,12 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
     # ---- transactions ---------------------------------------------------------------------
     @app.post(
         "/v1/channels/{channel}/transactions",
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
     )
     async def submit(
         channel: str, request: Request, wait: bool = False, timeout_ms: int = Query(30_000, ge=1)
@@ -188,8 +209,12 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
 
     @app.post(
         "/v1/channels/{channel}/transactions/batch",
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
     )
     async def submit_batch(channel: str, request: Request) -> dict[str, Any]:
         """Submit a msgpack array of envelopes; each gets its own result, in order."""
@@ -213,8 +238,9 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
         return {"results": out}
 
     @app.get("/v1/channels/{channel}/transactions/{tx_id}")
-    async def tx_status(channel: str, tx_id: str, wait: bool = False,
-                        timeout_ms: int = Query(30_000, ge=1)) -> dict[str, Any]:
+    async def tx_status(
+        channel: str, tx_id: str, wait: bool = False, timeout_ms: int = Query(30_000, ge=1)
+    ) -> dict[str, Any]:
         check_channel(channel)
         raw_id = parse_hash(tx_id, "tx_id")
         info = node.committed_info(raw_id)
@@ -260,7 +286,8 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
         try:
             result = node.query(body.contract, body.method, args)
         except QueryError as exc:
-            raise ApiError(exc.status, exc.code, str(exc)) from exc
+            status, code = QUERY_ERRORS.get(type(exc).__name__, (400, "query_failed"))
+            raise ApiError(status, code, str(exc)) from exc
         return {"result": plain(result), "height": node.ledger.height}
 
     @app.get("/v1/channels/{channel}/state/{contract}/{key:path}")
@@ -272,8 +299,12 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
         except ValueError as exc:
             raise ApiError(400, "bad_key", str(exc)) from exc
         raw = node.ledger.state.get(skey)
-        out: dict[str, Any] = {"contract": contract, "key": key, "exists": raw is not None,
-                               "value": None if raw is None else base64.b64encode(raw).decode()}
+        out: dict[str, Any] = {
+            "contract": contract,
+            "key": key,
+            "exists": raw is not None,
+            "value": None if raw is None else base64.b64encode(raw).decode(),
+        }
         if raw is not None:
             from consortia.types import decode_value
 
@@ -292,8 +323,9 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
         return out
 
     @app.get("/v1/channels/{channel}/history/{contract}/{key:path}")
-    async def history(channel: str, contract: str, key: str, limit: int = Query(100, ge=1, le=10_000)
-                      ) -> dict[str, Any]:
+    async def history(
+        channel: str, contract: str, key: str, limit: int = Query(100, ge=1, le=10_000)
+    ) -> dict[str, Any]:
         check_channel(channel)
         try:
             skey = contract_key(contract, key)
@@ -302,8 +334,13 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
         from consortia.types import decode_value
 
         versions = [
-            {"height": v.height, "tx_index": v.tx_index, "tx_id": v.tx_id.hex(), "deleted": v.value is None,
-             "value": None if v.value is None else plain(decode_value(v.value))}
+            {
+                "height": v.height,
+                "tx_index": v.tx_index,
+                "tx_id": v.tx_id.hex(),
+                "deleted": v.value is None,
+                "value": None if v.value is None else plain(decode_value(v.value)),
+            }
             for v in node.ledger.history(skey, limit)
         ]
         return {"contract": contract, "key": key, "versions": versions}
@@ -328,38 +365,71 @@ def create_app(node: Node, body_bytes_max: int = 4 << 20, rate_per_s: int = 50_0
         return block_json(block)
 
     # ---- subscriptions --------------------------------------------------------------------
+    async def pump(
+        ws: WebSocket, q: asyncio.Queue[Any], render: Callable[[Any], list[dict[str, Any]]]
+    ) -> None:
+        """Forward queue items until the client goes away (noticed even while idle)."""
+
+        async def sender() -> None:
+            while True:
+                for message in render(await q.get()):
+                    await ws.send_json(message)
+
+        async def receiver() -> None:
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass
+
+        tasks = [asyncio.ensure_future(sender()), asyncio.ensure_future(receiver())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     @app.websocket("/v1/channels/{channel}/ws/blocks")
     async def ws_blocks(ws: WebSocket, channel: str) -> None:
+        """Every committed block's header, as it commits."""
         await ws.accept()
         if channel != node.config.channel:
             await ws.close(code=4404, reason="unknown channel")
             return
         q = node.subscribe_blocks()
         try:
-            while True:
-                block = await q.get()
-                await ws.send_json({"type": "block", "header": header_json(block.header)})
+            await pump(ws, q, lambda block: [{"type": "block", "header": header_json(block.header)}])
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
             node.unsubscribe_blocks(q)
 
     @app.websocket("/v1/channels/{channel}/ws/events")
-    async def ws_events(ws: WebSocket, channel: str, contract: str | None = None, name: str | None = None
-                        ) -> None:
+    async def ws_events(
+        ws: WebSocket, channel: str, contract: str | None = None, name: str | None = None
+    ) -> None:
+        """Contract events of committed transactions, optionally filtered by contract and name."""
         await ws.accept()
         if channel != node.config.channel:
             await ws.close(code=4404, reason="unknown channel")
             return
+
+        def render(item: tuple[int, bytes, Any]) -> list[dict[str, Any]]:
+            height, tx_id, receipt = item
+            return [
+                {
+                    "type": "event",
+                    "height": height,
+                    "tx_id": tx_id.hex(),
+                    "contract": ev.contract,
+                    "name": ev.name,
+                    "payload": plain(ev.payload),
+                }
+                for ev in receipt.events
+                if (contract is None or ev.contract == contract) and (name is None or ev.name == name)
+            ]
+
         q = node.subscribe_events()
         try:
-            while True:
-                height, tx_id, receipt = await q.get()
-                for ev in receipt.events:
-                    if (contract is None or ev.contract == contract) and (name is None or ev.name == name):
-                        await ws.send_json({"type": "event", "height": height, "tx_id": tx_id.hex(),
-                                            "contract": ev.contract, "name": ev.name,
-                                            "payload": plain(ev.payload)})
+            await pump(ws, q, render)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:

@@ -19,11 +19,19 @@ T = TypeVar("T")
 
 URL_OPT = typer.Option("http://127.0.0.1:7050", "--url", envvar="CONSORTIA_URL", help="Node API URL.")
 CHANNEL_OPT = typer.Option("main", "--channel", envvar="CONSORTIA_CHANNEL", help="Channel name.")
-CRYPTO_OPT = typer.Option(None, "--crypto", envvar="CONSORTIA_CRYPTO",
-                          help="Consortium crypto directory (from `consortia crypto generate`).")
+CRYPTO_OPT = typer.Option(
+    None,
+    "--crypto",
+    envvar="CONSORTIA_CRYPTO",
+    help="Consortium crypto directory (from `consortia crypto generate`).",
+)
 ORG_OPT = typer.Option(None, "--org", envvar="CONSORTIA_ORG", help="Your organisation.")
-USER_OPT = typer.Option(None, "--user", envvar="CONSORTIA_USER",
-                        help="Identity name, e.g. client0@org1 or admin@org1 (default: client0@ORG).")
+USER_OPT = typer.Option(
+    None,
+    "--user",
+    envvar="CONSORTIA_USER",
+    help="Identity name, e.g. client0@org1 or admin@org1 (default: client0@ORG).",
+)
 JSON_OPT = typer.Option(False, "--json", help="Machine-readable JSON output.")
 
 

@@ -8,7 +8,16 @@ from typing import Any
 
 import typer
 
-from consortia.cli.common import CHANNEL_OPT, CRYPTO_OPT, JSON_OPT, URL_OPT, console, fail, handled, print_json
+from consortia.cli.common import (
+    CHANNEL_OPT,
+    CRYPTO_OPT,
+    JSON_OPT,
+    URL_OPT,
+    console,
+    fail,
+    handled,
+    print_json,
+)
 
 contract_app = typer.Typer(help="Deploy, approve and commit contracts.", no_args_is_help=True)
 
@@ -20,8 +29,9 @@ def _read_source(source: Path) -> str:
         fail(f"cannot read {source}: {exc.strerror}")
 
 
-def deploy_contract(url: str, channel: str, crypto: Path, admin_orgs: list[str], name: str, version: str,
-                    source: str) -> dict[str, Any]:
+def deploy_contract(
+    url: str, channel: str, crypto: Path, admin_orgs: list[str], name: str, version: str, source: str
+) -> dict[str, Any]:
     """Approve as each org's admin, then commit as the first. Returns the commit's result.
 
     Raises the SDK's ApiError if the node refuses, or RuntimeError if a step fails on chain.
@@ -52,10 +62,14 @@ def _check(out: dict[str, Any], what: str) -> None:
 
 @contract_app.command("deploy")
 def deploy(
-    name: str = typer.Option(..., "--name"), source: Path = typer.Option(..., "--source"),
+    name: str = typer.Option(..., "--name"),
+    source: Path = typer.Option(..., "--source"),
     version: str = typer.Option("1", "--version"),
     admins: str = typer.Option(..., "--admins", help="Orgs whose admin keys you hold, comma separated."),
-    url: str = URL_OPT, channel: str = CHANNEL_OPT, crypto: Path = CRYPTO_OPT, as_json: bool = JSON_OPT,
+    url: str = URL_OPT,
+    channel: str = CHANNEL_OPT,
+    crypto: Path = CRYPTO_OPT,
+    as_json: bool = JSON_OPT,
 ) -> None:
     """Collect approvals from the listed orgs' admins and commit the contract, in one command."""
     if crypto is None:
@@ -77,9 +91,13 @@ def deploy(
 
 @contract_app.command("approve")
 def approve(
-    name: str = typer.Option(..., "--name"), source: Path = typer.Option(..., "--source"),
-    version: str = typer.Option("1", "--version"), org: str = typer.Option(..., "--org"),
-    url: str = URL_OPT, channel: str = CHANNEL_OPT, crypto: Path = CRYPTO_OPT,
+    name: str = typer.Option(..., "--name"),
+    source: Path = typer.Option(..., "--source"),
+    version: str = typer.Option("1", "--version"),
+    org: str = typer.Option(..., "--org"),
+    url: str = URL_OPT,
+    channel: str = CHANNEL_OPT,
+    crypto: Path = CRYPTO_OPT,
 ) -> None:
     """Approve a contract's exact source as ORG's admin (one step of the lifecycle)."""
     from consortia.identity.wallet import load_signing_identity
@@ -98,9 +116,13 @@ def approve(
 
 @contract_app.command("commit")
 def commit(
-    name: str = typer.Option(..., "--name"), source: Path = typer.Option(..., "--source"),
-    version: str = typer.Option("1", "--version"), org: str = typer.Option(..., "--org"),
-    url: str = URL_OPT, channel: str = CHANNEL_OPT, crypto: Path = CRYPTO_OPT,
+    name: str = typer.Option(..., "--name"),
+    source: Path = typer.Option(..., "--source"),
+    version: str = typer.Option("1", "--version"),
+    org: str = typer.Option(..., "--org"),
+    url: str = URL_OPT,
+    channel: str = CHANNEL_OPT,
+    crypto: Path = CRYPTO_OPT,
 ) -> None:
     """Commit a contract once enough organisations approved it."""
     from consortia.identity.wallet import load_signing_identity

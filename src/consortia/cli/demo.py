@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.panel import Panel
@@ -59,13 +60,17 @@ def run_demo(base: Path) -> dict[str, object]:
             wait_healthy(url, proc)
             prog.update(task, description="deploying the traceability contract (3 of 4 org admins approve)")
             deploy_contract(url, "main", crypto, ORGS[:3], "traceability", "1", traceability_source())
-            clients = {org: Client(url, load_signing_identity(crypto, org, f"client0@{org}"), "main")
-                       for org in ORGS}
+            clients = {
+                org: Client(url, load_signing_identity(crypto, org, f"client0@{org}"), "main") for org in ORGS
+            }
             batch = "BATCH-2026-0042"
-            tx_ids: list[tuple[str, str, str]] = []
+            tx_ids: list[tuple[str, str, Any]] = []
             prog.update(task, description="farm registers the batch")
-            out = _ok(clients["farm"].invoke("traceability", "create_batch", batch, "organic apples",
-                                              CHAIN[0][2], 1200))
+            out = _ok(
+                clients["farm"].invoke(
+                    "traceability", "create_batch", batch, "organic apples", CHAIN[0][2], 1200
+                )
+            )
             tx_ids.append(("farm", "create_batch", out["tx_id"]))
             for i in range(len(CHAIN) - 1):
                 holder, step, location = CHAIN[i]
@@ -80,7 +85,7 @@ def run_demo(base: Path) -> dict[str, object]:
             reader = Client(url, None, "main")
             provenance = reader.query("traceability", "provenance", batch)
             proofs = [(org, method, tid, *reader.verify_tx(tid)) for org, method, tid in tx_ids]
-            record_key = _batch_key(reader, batch)
+            record_key = _batch_key(batch)
             verified = reader.get_verified("traceability", record_key)
             info = reader.info()
             for c in [*clients.values(), reader]:
@@ -88,49 +93,68 @@ def run_demo(base: Path) -> dict[str, object]:
         finally:
             code = stop_node_process(proc)
     _print_report(batch, provenance, proofs, verified, info)
-    summary.update(batch=batch, steps=len(provenance), proofs=len(proofs), height=info["height"],
-                   state_root=info["state_root"], node_exit_code=code)
+    summary.update(
+        batch=batch,
+        steps=len(provenance),
+        proofs=len(proofs),
+        height=info["height"],
+        state_root=info["state_root"],
+        node_exit_code=code,
+    )
     if code != 0:
         fail(f"the node did not shut down cleanly (exit code {code}); see {base / 'node.log'}")
     return summary
 
 
-def _batch_key(reader: object, batch: str) -> str:
+def _batch_key(batch: str) -> str:
     from consortia.execution.keys import composite_key
 
-    return composite_key("batch", [batch])
+    return composite_key("batch", batch)
 
 
-def _ok(out: dict[str, object]) -> dict[str, object]:
+def _ok(out: dict[str, Any]) -> dict[str, Any]:
     receipt = out.get("receipt")
     if not isinstance(receipt, dict) or receipt.get("status") != "ok":
         raise RuntimeError(f"transaction did not commit cleanly: {out}")
     return out
 
 
-def _print_report(batch: str, provenance: list[dict[str, object]], proofs: list[tuple[object, ...]],
-                  verified: object, info: dict[str, object]) -> None:
+def _print_report(
+    batch: str,
+    provenance: list[dict[str, Any]],
+    proofs: list[tuple[Any, ...]],
+    verified: Any,
+    info: dict[str, Any],
+) -> None:
     table = Table(title=f"Provenance of {batch}")
     for col in ("#", "organisation", "step", "location", "height"):
         table.add_column(col)
     for i, step in enumerate(provenance, 1):
-        table.add_row(str(i), str(step.get("org")), str(step.get("step")), str(step.get("location")),
-                      str(step.get("height")))
+        table.add_row(
+            str(i),
+            str(step.get("org")),
+            str(step.get("step")),
+            str(step.get("location")),
+            str(step.get("height")),
+        )
     console.print(table)
     ptable = Table(title="Every step is in the ledger (Merkle inclusion proofs, verified locally)")
     for col in ("signed by", "call", "tx id", "block", "index", "block certified by"):
         ptable.add_column(col)
     for org, method, tid, height, index, orgs in proofs:
-        ptable.add_row(str(org), str(method), str(tid)[:16] + "...", str(height), str(index),
-                       ", ".join(orgs))  # type: ignore[arg-type]
+        ptable.add_row(str(org), str(method), str(tid)[:16] + "...", str(height), str(index), ", ".join(orgs))
     console.print(ptable)
     v = verified
-    console.print(Panel(
-        f"batch record proven against state root {v.state_root.hex()[:24]}... "  # type: ignore[attr-defined]
-        f"of block {v.height}, certified by {', '.join(v.signing_orgs)}\n"  # type: ignore[attr-defined]
-        f"current holder: {v.value.get('holder')}; chain head {str(info['head_hash'])[:24]}... "  # type: ignore[attr-defined]
-        f"at height {info['height']}",
-        title="state proof verified", border_style="green"))
+    console.print(
+        Panel(
+            f"batch record proven against state root {v.state_root.hex()[:24]}... "
+            f"of block {v.height}, certified by {', '.join(v.signing_orgs)}\n"
+            f"current holder: {v.value.get('holder')}; chain head {str(info['head_hash'])[:24]}... "
+            f"at height {info['height']}",
+            title="state proof verified",
+            border_style="green",
+        )
+    )
 
 
 def demo(dir: Path = typer.Option(Path(".demo"), "--dir", help="Working directory (recreated).")) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from consortia.cli.bench_cmd import bench
 from consortia.cli.contract_cmd import contract_app
 from consortia.cli.crypto_cmd import crypto_app
 from consortia.cli.demo import demo
@@ -23,6 +24,7 @@ app.add_typer(block_app, name="block")
 app.add_typer(state_app, name="state")
 app.add_typer(chain_app, name="chain")
 app.command("demo")(demo)
+app.command("bench")(bench)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

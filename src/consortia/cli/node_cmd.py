@@ -14,9 +14,16 @@ node_app = typer.Typer(help="Create and run nodes.", no_args_is_help=True)
 
 
 def init_single_node(
-    crypto: Path, orgs: list[str], out: Path, org: str, channel: str = "main",
-    chain_id: str = "consortia-dev", port: int = 7050, host: str = "127.0.0.1",
-    suite: str = "ed25519", wait_ms: int = 50,
+    crypto: Path,
+    orgs: list[str],
+    out: Path,
+    org: str,
+    channel: str = "main",
+    chain_id: str = "consortia-dev",
+    port: int = 7050,
+    host: str = "127.0.0.1",
+    suite: str = "ed25519",
+    wait_ms: int = 50,
 ) -> Path:
     """Write `out/genesis.block` and `out/<node>/node.toml`; returns the node.toml path."""
     import msgspec

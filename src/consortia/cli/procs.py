@@ -23,7 +23,9 @@ def start_node_process(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "consortia", "node", "start", "--config", str(config)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

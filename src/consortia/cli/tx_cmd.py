@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -21,14 +22,23 @@ from consortia.cli.common import (
     print_json,
 )
 
+if TYPE_CHECKING:
+    from consortia.sdk import Client
+
 tx_app = typer.Typer(help="Submit and inspect transactions.", no_args_is_help=True)
 block_app = typer.Typer(help="Read blocks.", no_args_is_help=True)
 state_app = typer.Typer(help="Read state, with proofs and history.", no_args_is_help=True)
 chain_app = typer.Typer(help="Chain information.", no_args_is_help=True)
 
 
-def _client(url: str, channel: str, crypto: Path | None = None, org: str | None = None,
-            user: str | None = None, signing: bool = False):  # type: ignore[no-untyped-def]
+def _client(
+    url: str,
+    channel: str,
+    crypto: Path | None = None,
+    org: str | None = None,
+    user: str | None = None,
+    signing: bool = False,
+) -> Client:
     from consortia.sdk import Client
 
     identity = load_identity(crypto, org, user) if signing else None
@@ -37,9 +47,16 @@ def _client(url: str, channel: str, crypto: Path | None = None, org: str | None 
 
 @tx_app.command("invoke")
 def invoke(
-    contract: str, method: str, args: list[str] = typer.Argument(None),
-    url: str = URL_OPT, channel: str = CHANNEL_OPT, crypto: Path = CRYPTO_OPT, org: str = ORG_OPT,
-    user: str = USER_OPT, wait: bool = typer.Option(True, "--wait/--no-wait"), as_json: bool = JSON_OPT,
+    contract: str,
+    method: str,
+    args: list[str] = typer.Argument(None),
+    url: str = URL_OPT,
+    channel: str = CHANNEL_OPT,
+    crypto: Path = CRYPTO_OPT,
+    org: str = ORG_OPT,
+    user: str = USER_OPT,
+    wait: bool = typer.Option(True, "--wait/--no-wait"),
+    as_json: bool = JSON_OPT,
 ) -> None:
     """Sign and submit a contract call; waits for the commit by default."""
     with handled(), _client(url, channel, crypto, org, user, signing=True) as client:
@@ -52,8 +69,10 @@ def invoke(
         console.print(f"tx {out['tx_id']} [yellow]{out['status']}[/yellow]")
         return
     color = "green" if receipt["status"] == "ok" else "red"
-    console.print(f"tx {out['tx_id']} [{color}]{receipt['status']}[/{color}] at height {out['height']}"
-                  + (f": {receipt['error']}" if receipt["error"] else ""))
+    console.print(
+        f"tx {out['tx_id']} [{color}]{receipt['status']}[/{color}] at height {out['height']}"
+        + (f": {receipt['error']}" if receipt["error"] else "")
+    )
     if receipt["result"] is not None:
         console.print(receipt["result"])
     if receipt["status"] != "ok":
@@ -73,8 +92,12 @@ def status(tx_id: str, url: str = URL_OPT, channel: str = CHANNEL_OPT, as_json: 
 
 @tx_app.command("query")
 def query(
-    contract: str, method: str, args: list[str] = typer.Argument(None),
-    url: str = URL_OPT, channel: str = CHANNEL_OPT, as_json: bool = JSON_OPT,
+    contract: str,
+    method: str,
+    args: list[str] = typer.Argument(None),
+    url: str = URL_OPT,
+    channel: str = CHANNEL_OPT,
+    as_json: bool = JSON_OPT,
 ) -> None:
     """Run a read-only contract method."""
     with handled(), _client(url, channel) as client:
@@ -106,15 +129,44 @@ def block_get(height: int, url: str = URL_OPT, channel: str = CHANNEL_OPT, as_js
         console.print(f"  {tx['tx_id'][:16]}  {tx['contract']}.{tx['method']}({tx['args']})")
 
 
+COMPOSITE_OPT = typer.Option(
+    False, "--composite", help="KEY is TYPE/ATTR/...: read the composite key built from those parts."
+)
+
+
+def _key(key: str, composite: bool) -> str:
+    if not composite:
+        return key
+    from consortia.execution.keys import composite_key
+
+    kind, *attrs = key.split("/")
+    return composite_key(kind, *attrs)
+
+
 @state_app.command("get")
 def state_get(
-    contract: str, key: str, url: str = URL_OPT, channel: str = CHANNEL_OPT, as_json: bool = JSON_OPT,
+    contract: str,
+    key: str,
+    composite: bool = COMPOSITE_OPT,
+    url: str = URL_OPT,
+    channel: str = CHANNEL_OPT,
+    as_json: bool = JSON_OPT,
 ) -> None:
     """Read a value and verify its Merkle proof and the block's commit certificate locally."""
+    display_key = key
+    key = _key(key, composite)
     with handled(), _client(url, channel) as client:
         v = client.get_verified(contract, key)
-    out = {"contract": contract, "key": key, "exists": v.exists, "value": v.value, "height": v.height,
-           "state_root": v.state_root.hex(), "verified": True, "signed_by": v.signing_orgs}
+    out = {
+        "contract": contract,
+        "key": display_key,
+        "exists": v.exists,
+        "value": v.value,
+        "height": v.height,
+        "state_root": v.state_root.hex(),
+        "verified": True,
+        "signed_by": v.signing_orgs,
+    }
     if as_json:
         from consortia.api.jsonview import plain
 
@@ -126,16 +178,22 @@ def state_get(
 
 @state_app.command("history")
 def state_history(
-    contract: str, key: str, limit: int = typer.Option(100, "--limit"),
-    url: str = URL_OPT, channel: str = CHANNEL_OPT, as_json: bool = JSON_OPT,
+    contract: str,
+    key: str,
+    composite: bool = COMPOSITE_OPT,
+    limit: int = typer.Option(100, "--limit"),
+    url: str = URL_OPT,
+    channel: str = CHANNEL_OPT,
+    as_json: bool = JSON_OPT,
 ) -> None:
     """Every version of a key, with the transaction that wrote it."""
+    key = _key(key, composite)
     with handled(), _client(url, channel) as client:
         versions = client.history(contract, key, limit)
     if as_json:
         print_json({"versions": versions})
         return
-    table = Table(title=f"{contract}/{key}")
+    table = Table(title=f"{contract}/{key!r}")
     for col in ("height", "tx", "value"):
         table.add_column(col)
     for v in versions:

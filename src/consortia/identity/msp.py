@@ -267,6 +267,11 @@ class MSP:
             raise BadCertificate(f"malformed certificate: {exc}") from exc
         if serial <= 0:
             raise BadCertificate("certificate serial number must be positive (RFC 5280)")
+        # DER lets the signature BIT STRING claim unused bits that parsers ignore; refusing
+        # them keeps one certificate to one byte string, hence one certificate hash.
+        signature = cert.signature
+        if not cert_der.endswith(signature) or cert_der[-len(signature) - 1] != 0:
+            raise BadCertificate("non-canonical signature encoding")
         authority = self._issuer_of(cert, issuer)
         role = self._role_of(subject, extensions)
         common_names = name_values(subject, NameOID.COMMON_NAME)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from pathlib import Path
 
 import uvicorn
 
 from consortia.api.app import create_app
 from consortia.consensus import BlockSigner
-from consortia.identity.wallet import load_pem_private_key_file
+from consortia.identity.wallet import private_key_from_pem
 from consortia.mempool import PoolLimits
 from consortia.node.config import NodeConfig
 from consortia.node.genesis import read_genesis
@@ -27,7 +28,7 @@ def build_node(cfg: NodeConfig) -> Node:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     cert_der = x509.load_pem_x509_certificate(cert_pem).public_bytes(Encoding.DER)
-    key = load_pem_private_key_file(cfg.path(cfg.node.key))
+    key = private_key_from_pem(cfg.path(cfg.node.key).read_bytes())
     ledger = open_ledger_with_genesis(cfg.path(cfg.node.data_dir), genesis)
     limits = PoolLimits(cfg.mempool.txs_max, cfg.mempool.bytes_max, cfg.mempool.per_sender_txs_max)
     return Node(cfg.node.name, ledger, BlockSigner(cert_der, key), limits, tick_ms=cfg.node.tick_ms)
@@ -43,9 +44,20 @@ async def serve(cfg: NodeConfig) -> None:
         wait_timeout_ms_max=cfg.api.wait_timeout_ms_max,
     )
     server = uvicorn.Server(
-        uvicorn.Config(app, host=cfg.api.host, port=cfg.api.port, log_level="warning", lifespan="off",
-                       ws_max_size=cfg.api.body_bytes_max)
+        uvicorn.Config(
+            app,
+            host=cfg.api.host,
+            port=cfg.api.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+            ws_max_size=cfg.api.body_bytes_max,
+        )
     )
+    # uvicorn catches SIGINT/SIGTERM while serving and re-raises them once it has stopped;
+    # a no-op handler lets that re-raise return here, so the ledger is closed cleanly.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     await node.start()
     ready = cfg.path(cfg.node.data_dir) / "node.ready"
     serving = asyncio.create_task(server.serve())
@@ -53,8 +65,9 @@ async def serve(cfg: NodeConfig) -> None:
         await asyncio.sleep(0.01)
     if server.started:
         ready.write_text(f"http://{cfg.api.host}:{cfg.api.port} {os.getpid()}\n")
-        log.info("node %s serving on %s:%d at height %d", node.name, cfg.api.host, cfg.api.port,
-                 node.ledger.height)
+        log.info(
+            "node %s serving on %s:%d at height %d", node.name, cfg.api.host, cfg.api.port, node.ledger.height
+        )
     try:
         await serving  # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
     finally:

@@ -229,8 +229,8 @@ class Node:
         if self._event_subscribers:
             for receipt in receipts:
                 if receipt.events:
-                    for q in list(self._event_subscribers):
-                        _offer(q, (block.header.height, receipt.tx_id, receipt))
+                    for eq in list(self._event_subscribers):
+                        _offer(eq, (block.header.height, receipt.tx_id, receipt))
 
     # ---- admission ----------------------------------------------------------------------
     async def submit(self, raw: bytes) -> bytes:
@@ -244,7 +244,9 @@ class Node:
                 signature_job(admitted.suite, admitted.public_key, admitted.envelope)
             )
             if not ok:
-                raise AdmissionError("signature does not verify against the signer's certificate", "bad_signature")
+                raise AdmissionError(
+                    "signature does not verify against the signer's certificate", "bad_signature"
+                )
             self._admit(admitted)
         except AdmissionError as exc:
             self.stats.rejected[exc.code] = self.stats.rejected.get(exc.code, 0) + 1
@@ -256,7 +258,9 @@ class Node:
         env, tx = parse_envelope(raw)
         cfg = self.config
         if tx.chain_id != cfg.chain_id:
-            raise AdmissionError(f"wrong chain id {tx.chain_id!r}; this network is {cfg.chain_id!r}", "wrong_chain")
+            raise AdmissionError(
+                f"wrong chain id {tx.chain_id!r}; this network is {cfg.chain_id!r}", "wrong_chain"
+            )
         if tx.channel != cfg.channel:
             raise AdmissionError(f"unknown channel {tx.channel!r}", "wrong_channel")
         try:

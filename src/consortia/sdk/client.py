@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -97,7 +98,9 @@ def _raise_for(resp: httpx.Response) -> dict[str, Any]:
 
 
 class _Base:
-    def __init__(self, url: str, identity: SigningIdentity | None, channel: str, chain_id: str | None) -> None:
+    def __init__(
+        self, url: str, identity: SigningIdentity | None, channel: str, chain_id: str | None
+    ) -> None:
         self.url = url.rstrip("/")
         self.identity = identity
         self.channel = channel
@@ -114,8 +117,11 @@ class _Base:
 
     def _verify_value(self, body: dict[str, Any], config: ChannelConfig) -> VerifiedValue:
         header = decode(base64.b64decode(body["header"]), Header)
-        cert = None if body["certificate"] is None else decode(base64.b64decode(body["certificate"]),
-                                                               CommitCertificate)
+        cert = (
+            None
+            if body["certificate"] is None
+            else decode(base64.b64decode(body["certificate"]), CommitCertificate)
+        )
         orgs = verify_certificate(config, header, cert)
         proof = decode(base64.b64decode(body["proof"]), StateProof)
         skey = base64.b64decode(body["state_key"])
@@ -128,8 +134,14 @@ class _Base:
 class Client(_Base):
     """Synchronous client for one channel of one node."""
 
-    def __init__(self, url: str, identity: SigningIdentity | None = None, channel: str = "main",
-                 chain_id: str | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        identity: SigningIdentity | None = None,
+        channel: str = "main",
+        chain_id: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
         super().__init__(url, identity, channel, chain_id)
         self.http = httpx.Client(base_url=self.url, timeout=timeout_s)
 
@@ -161,19 +173,26 @@ class Client(_Base):
         return self.chain_id
 
     def sign(self, contract: str, method: str, *args: Any, expiry_height: int = 0) -> SignedTx:
-        return sign_transaction(self._need_identity(), self._chain(), self.channel, contract, method,
-                                list(args), expiry_height)
+        return sign_transaction(
+            self._need_identity(), self._chain(), self.channel, contract, method, list(args), expiry_height
+        )
 
     def submit_signed(self, signed: SignedTx, wait: bool = True, timeout_ms: int = 30_000) -> dict[str, Any]:
-        resp = self.http.post(self._p("/transactions"), content=signed.raw,
-                              params={"wait": str(wait).lower(), "timeout_ms": timeout_ms},
-                              headers={"content-type": "application/octet-stream"})
+        resp = self.http.post(
+            self._p("/transactions"),
+            content=signed.raw,
+            params={"wait": str(wait).lower(), "timeout_ms": timeout_ms},
+            headers={"content-type": "application/octet-stream"},
+        )
         return _raise_for(resp)
 
     def submit_many(self, signed: list[SignedTx]) -> list[dict[str, Any]]:
         """High-volume path: one request for many pre-signed transactions."""
-        resp = self.http.post(self._p("/transactions/batch"), content=encode([s.raw for s in signed]),
-                              headers={"content-type": "application/octet-stream"})
+        resp = self.http.post(
+            self._p("/transactions/batch"),
+            content=encode([s.raw for s in signed]),
+            headers={"content-type": "application/octet-stream"},
+        )
         return _raise_for(resp)["results"]  # type: ignore[no-any-return]
 
     def invoke(self, contract: str, method: str, *args: Any, wait: bool = True) -> dict[str, Any]:
@@ -185,20 +204,25 @@ class Client(_Base):
         return _raise_for(self.http.get(self._p(f"/transactions/{tid}"), params={"wait": str(wait).lower()}))
 
     def query(self, contract: str, method: str, *args: Any) -> Any:
-        resp = self.http.post(self._p("/query"), json={"contract": contract, "method": method,
-                                                       "args": plain(list(args))})
+        resp = self.http.post(
+            self._p("/query"), json={"contract": contract, "method": method, "args": plain(list(args))}
+        )
         return from_plain(_raise_for(resp)["result"])
 
     def block(self, height: int) -> dict[str, Any]:
         return _raise_for(self.http.get(self._p(f"/blocks/{height}")))
 
     def history(self, contract: str, key: str, limit: int = 100) -> list[dict[str, Any]]:
-        body = _raise_for(self.http.get(self._p(f"/history/{contract}/{key}"), params={"limit": limit}))
+        body = _raise_for(
+            self.http.get(self._p(f"/history/{contract}/{quote(key, safe='')}"), params={"limit": limit})
+        )
         return body["versions"]  # type: ignore[no-any-return]
 
     def get_verified(self, contract: str, key: str) -> VerifiedValue:
         """Read a contract's value and verify it locally: proof -> state root -> certified header."""
-        body = _raise_for(self.http.get(self._p(f"/state/{contract}/{key}"), params={"proof": "true"}))
+        body = _raise_for(
+            self.http.get(self._p(f"/state/{contract}/{quote(key, safe='')}"), params={"proof": "true"})
+        )
         return self._verify_value(body, self.config())
 
     def verify_tx(self, tx_id: bytes | str) -> tuple[int, int, list[str]]:
@@ -219,8 +243,14 @@ class Client(_Base):
 class AsyncClient(_Base):
     """asyncio client with the same operations, plus event subscriptions."""
 
-    def __init__(self, url: str, identity: SigningIdentity | None = None, channel: str = "main",
-                 chain_id: str | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        identity: SigningIdentity | None = None,
+        channel: str = "main",
+        chain_id: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
         super().__init__(url, identity, channel, chain_id)
         self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s)
 
@@ -247,30 +277,39 @@ class AsyncClient(_Base):
     async def sign(self, contract: str, method: str, *args: Any, expiry_height: int = 0) -> SignedTx:
         if self.chain_id is None:
             self.chain_id = (await self.info())["chain_id"]
-        return sign_transaction(self._need_identity(), self.chain_id, self.channel, contract, method,
-                                list(args), expiry_height)
+        return sign_transaction(
+            self._need_identity(), self.chain_id, self.channel, contract, method, list(args), expiry_height
+        )
 
-    async def submit_signed(self, signed: SignedTx, wait: bool = True, timeout_ms: int = 30_000
-                            ) -> dict[str, Any]:
-        resp = await self.http.post(self._p("/transactions"), content=signed.raw,
-                                    params={"wait": str(wait).lower(), "timeout_ms": timeout_ms},
-                                    headers={"content-type": "application/octet-stream"})
+    async def submit_signed(
+        self, signed: SignedTx, wait: bool = True, timeout_ms: int = 30_000
+    ) -> dict[str, Any]:
+        resp = await self.http.post(
+            self._p("/transactions"),
+            content=signed.raw,
+            params={"wait": str(wait).lower(), "timeout_ms": timeout_ms},
+            headers={"content-type": "application/octet-stream"},
+        )
         return _raise_for(resp)
 
     async def invoke(self, contract: str, method: str, *args: Any, wait: bool = True) -> dict[str, Any]:
         return await self.submit_signed(await self.sign(contract, method, *args), wait=wait)
 
     async def query(self, contract: str, method: str, *args: Any) -> Any:
-        resp = await self.http.post(self._p("/query"), json={"contract": contract, "method": method,
-                                                             "args": plain(list(args))})
+        resp = await self.http.post(
+            self._p("/query"), json={"contract": contract, "method": method, "args": plain(list(args))}
+        )
         return from_plain(_raise_for(resp)["result"])
 
     async def get_verified(self, contract: str, key: str) -> VerifiedValue:
-        resp = await self.http.get(self._p(f"/state/{contract}/{key}"), params={"proof": "true"})
+        resp = await self.http.get(
+            self._p(f"/state/{contract}/{quote(key, safe='')}"), params={"proof": "true"}
+        )
         return self._verify_value(_raise_for(resp), await self.config())
 
-    async def events(self, contract: str | None = None, name: str | None = None
-                     ) -> AsyncIterator[dict[str, Any]]:
+    async def events(
+        self, contract: str | None = None, name: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Yield contract events as blocks commit (WebSocket)."""
         import websockets
 

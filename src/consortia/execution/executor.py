@@ -1,0 +1,340 @@
+"""Executing a block: the deterministic state transition every validating node runs.
+
+`Executor.execute_block` reads top to bottom: for each transaction, check it belongs in this
+block (chain, channel, expiry, duplicates, identity at the block time), run its call in a
+transaction overlay over the block overlay with a step meter, and keep its writes only if it
+succeeded. Nothing here reads the clock, the network or the disk; the same inputs give
+byte-identical receipts and writes on every node.
+
+Precondition: the caller has verified every transaction's signature against its signer
+certificate's key. The executor validates the certificate itself (CA, validity window at the
+block timestamp, revocation, role) because that depends on the config at this point of the
+block, which config transactions may change.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from consortia.crypto import sha256
+from consortia.execution.context import (
+    STEPS_CALL,
+    VALUE_BYTES_MAX,
+    Invocable,
+    TxEnv,
+    decode_trusted,
+    encode_plain,
+    make_context,
+    plain_copy,
+)
+from consortia.execution.contract import ContractError
+from consortia.execution.errors import NotAView, QueryFailed, UnknownContract, UnknownMethodError
+from consortia.execution.genesis import config_from_state
+from consortia.execution.keys import CONFIG_KEY, is_contract_name, lifecycle_def_key
+from consortia.execution.overlay import Overlay
+from consortia.execution.sandbox import (
+    BadArguments,
+    CallDepthExceeded,
+    ContractRuntimeError,
+    Meter,
+    OutOfSteps,
+    SandboxViolation,
+    UnknownMethod,
+    compile_contract,
+)
+from consortia.execution.system import NativeContract, system_contracts
+from consortia.identity.errors import IdentityError
+from consortia.ledger.interface import StateReader, Write
+from consortia.types import (
+    STATUS_FAILED,
+    STATUS_INVALID,
+    STATUS_OK,
+    Caller,
+    ChannelConfig,
+    CodecError,
+    Receipt,
+    Transaction,
+    decode_value,
+    encode,
+)
+
+COMPILED_CACHE_MAX = 256
+VALIDATOR_CACHE_MAX = 4
+
+
+class ValidatedIdentity(Protocol):
+    @property
+    def caller(self) -> Caller: ...
+
+
+class IdentityValidator(Protocol):
+    """What the MSP offers: raises an IdentityError subclass (with a `code`) for a bad cert."""
+
+    def validate(self, cert_der: bytes, at_ms: int) -> ValidatedIdentity: ...
+
+
+ValidatorFactory = Callable[[ChannelConfig], IdentityValidator]
+
+
+class TxInput(NamedTuple):
+    tx_id: bytes
+    tx: Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class BlockOutcome:
+    receipts: list[Receipt]  # one per transaction, in block order
+    writes: list[Write]  # one per (transaction, key) final value, in transaction then key order
+    config: ChannelConfig  # the config after the block
+    config_changed: bool
+    # The state after the block, uncommitted: execute the next block on it before this one
+    # is committed (pipelining) or to follow a fork. Never merged into `state`.
+    state: Overlay | None = None
+
+
+class _Failed(Exception):
+    """A call that fails before any contract code runs (unknown contract or method)."""
+
+
+class Executor:
+    """Runs blocks and queries. Holds only caches, so one instance serves every fork."""
+
+    def __init__(
+        self, validator_factory: ValidatorFactory, compiled_cache_max: int = COMPILED_CACHE_MAX
+    ) -> None:
+        self._validator_factory = validator_factory
+        self._validators: OrderedDict[bytes, IdentityValidator] = OrderedDict()
+        self._compiled: OrderedDict[bytes, Invocable] = OrderedDict()
+        self._compiled_max = max(1, compiled_cache_max)
+        self._system: dict[str, NativeContract] = system_contracts()
+
+    # -- the block rule ----------------------------------------------------------------------
+
+    def execute_block(
+        self,
+        state: StateReader,
+        config: ChannelConfig,
+        height: int,
+        timestamp_ms: int,
+        txs: Sequence[TxInput],
+        is_committed: Callable[[bytes], bool],
+    ) -> BlockOutcome:
+        """Execute `txs` on top of `state` (which is left untouched) and return the outcome.
+
+        `config` is the channel config in force at the start of the block; `is_committed`
+        tells whether a tx id is already in the ledger. Raises IdentityError (BadConfig) only
+        if `config` itself is unusable.
+        """
+        block = Overlay(state)
+        start_config = config
+        validator = self._validator(config)
+        seen: set[bytes] = set()
+        receipts: list[Receipt] = []
+        writes: list[Write] = []
+        for index, (tx_id, tx) in enumerate(txs):
+            reason = self._invalid_reason(config, height, tx_id, tx, seen, is_committed)
+            seen.add(tx_id)
+            if reason is None:
+                try:
+                    caller = validator.validate(tx.signer, timestamp_ms).caller
+                except IdentityError as exc:
+                    reason = f"invalid identity: {exc.code}"
+            if reason is not None:
+                receipts.append(Receipt(tx_id, STATUS_INVALID, reason, [], 0))
+                continue
+            receipt, tx_writes = self._execute_tx(
+                block, config, height, timestamp_ms, index, tx_id, tx, caller
+            )
+            receipts.append(receipt)
+            if tx_writes:
+                writes.extend(tx_writes)
+                if any(w.key == CONFIG_KEY for w in tx_writes):
+                    config = config_from_state(block)
+                    validator = self._validator(config)
+        return BlockOutcome(receipts, writes, config, config != start_config, block)
+
+    def _invalid_reason(
+        self,
+        config: ChannelConfig,
+        height: int,
+        tx_id: bytes,
+        tx: Transaction,
+        seen: set[bytes],
+        is_committed: Callable[[bytes], bool],
+    ) -> str | None:
+        if tx.chain_id != config.chain_id:
+            return "wrong chain_id"
+        if tx.channel != config.channel:
+            return "wrong channel"
+        try:
+            tx.validate_shape()
+        except CodecError as exc:
+            return f"malformed transaction: {exc}"
+        if tx.expiry_height and tx.expiry_height < height:
+            return f"expired: expiry_height {tx.expiry_height} < height {height}"
+        if tx_id in seen:
+            return "duplicate transaction in block"
+        if is_committed(tx_id):
+            return "duplicate transaction: already committed"
+        return None
+
+    def _execute_tx(
+        self,
+        block: Overlay,
+        config: ChannelConfig,
+        height: int,
+        timestamp_ms: int,
+        index: int,
+        tx_id: bytes,
+        tx: Transaction,
+        caller: Caller,
+    ) -> tuple[Receipt, list[Write]]:
+        meter = Meter(config.tx_steps_max)
+        overlay = block.child()
+        env = TxEnv(
+            caller=caller,
+            channel=config.channel,
+            height=height,
+            timestamp_ms=timestamp_ms,
+            tx_id=tx_id,
+            meter=meter,
+            runtime=self,
+        )
+        try:
+            # A deep copy (args were checked by validate_shape): a contract mutating its
+            # arguments must not change the Transaction, which may run again on another fork.
+            result = self._call(env, overlay, tx.contract, tx.method, decode_trusted(encode(tx.args)))
+        except OutOfSteps:
+            error = f"OutOfSteps: exceeded {config.tx_steps_max} steps"
+        except CallDepthExceeded as exc:
+            error = f"CallDepthExceeded: {exc}"
+        except (UnknownMethod, BadArguments, ContractRuntimeError, SandboxViolation) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except ContractError as exc:
+            error = f"ContractError: {exc}"
+        except _Failed as exc:
+            error = str(exc)
+        else:
+            tx_writes = [Write(key, value, index) for key, value in overlay.writes()]
+            overlay.merge_into_parent()
+            return Receipt(tx_id, STATUS_OK, "", env.events, meter.used, result), tx_writes
+        overlay.discard()
+        return Receipt(tx_id, STATUS_FAILED, error, [], meter.used), []
+
+    def _call(self, env: TxEnv, overlay: Overlay, contract: str, method: str, args: list[Any]) -> Any:
+        """Run one top-level call with `args` it may own; views run read-only.
+
+        Raises _Failed (unknown contract or method) or whatever the call raises.
+        """
+        env.meter.charge(STEPS_CALL)
+        target = self.resolve(contract, overlay)
+        if target is None:
+            raise _Failed(f"UnknownContract: {contract}")
+        is_view = target.methods.get(method)
+        if is_view is None:
+            raise _Failed(f"UnknownMethod: {contract}.{method}")
+        result = target.invoke(make_context(env, contract, overlay, is_view), method, args, env.meter)
+        raw = encode_plain(result, "result")
+        if len(raw) > VALUE_BYTES_MAX:
+            raise ContractError(f"result of {len(raw)} bytes exceeds {VALUE_BYTES_MAX}")
+        return decode_trusted(raw)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def query(
+        self,
+        state: StateReader,
+        config: ChannelConfig,
+        height: int,
+        timestamp_ms: int,
+        caller: Caller,
+        contract: str,
+        method: str,
+        args: list[Any],
+        steps_max: int | None = None,
+    ) -> Any:
+        """Run a view method read-only against `state` and return its result.
+
+        Raises UnknownContract, UnknownMethodError, NotAView, or QueryFailed (the view raised,
+        ran out of steps, or returned something that is not plain data).
+        """
+        meter_limit = steps_max if steps_max is not None else config.tx_steps_max
+        meter = Meter(meter_limit)
+        overlay = Overlay(state)
+        env = TxEnv(
+            caller=caller,
+            channel=config.channel,
+            height=height,
+            timestamp_ms=timestamp_ms,
+            tx_id=b"",
+            meter=meter,
+            runtime=self,
+        )
+        target = self.resolve(contract, overlay)
+        if target is None:
+            raise UnknownContract(f"unknown contract {contract!r}")
+        is_view = target.methods.get(method)
+        if is_view is None:
+            raise UnknownMethodError(f"unknown method {contract}.{method}")
+        if not is_view:
+            raise NotAView(f"{contract}.{method} is not a view")
+        try:
+            return self._call(env, overlay, contract, method, plain_copy(args, "arguments"))
+        except OutOfSteps as exc:
+            raise QueryFailed(f"OutOfSteps: exceeded {meter_limit} steps") from exc
+        except CallDepthExceeded as exc:
+            raise QueryFailed(f"CallDepthExceeded: {exc}") from exc
+        except (UnknownMethod, BadArguments, ContractRuntimeError, SandboxViolation) as exc:
+            raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
+        except ContractError as exc:
+            raise QueryFailed(f"ContractError: {exc}") from exc
+
+    # -- services for contexts (the Runtime protocol) ----------------------------------------
+
+    def resolve(self, name: str, state: Overlay) -> Invocable | None:
+        """The system or committed user contract called `name` as of `state`, or None."""
+        native = self._system.get(name)
+        if native is not None:
+            return native
+        if not is_contract_name(name):
+            return None
+        raw = state.get(lifecycle_def_key(name))
+        if raw is None:
+            return None
+        return self.compile(decode_value(raw)["source"])
+
+    def compile(self, source: str) -> Invocable:
+        """The compiled contract for `source`, cached by its hash. Raises SandboxViolation."""
+        digest = sha256(source.encode())
+        compiled = self._compiled.get(digest)
+        if compiled is not None:
+            self._compiled.move_to_end(digest)
+            return compiled
+        compiled = compile_contract(source)
+        self._compiled[digest] = compiled
+        while len(self._compiled) > self._compiled_max:
+            self._compiled.popitem(last=False)
+        return compiled
+
+    def config_problem(self, config: ChannelConfig) -> str | None:
+        try:
+            self._validator(config)
+        except IdentityError as exc:
+            return exc.code
+        return None
+
+    def _validator(self, config: ChannelConfig) -> IdentityValidator:
+        """Raises IdentityError if the config's CAs or CRLs are unusable."""
+        digest = config.hash
+        validator = self._validators.get(digest)
+        if validator is None:
+            validator = self._validator_factory(config)
+            self._validators[digest] = validator
+            while len(self._validators) > VALIDATOR_CACHE_MAX:
+                self._validators.popitem(last=False)
+        else:
+            self._validators.move_to_end(digest)
+        return validator
