@@ -8,11 +8,12 @@ Two drivers exist: the node runtime and the deterministic simulator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from consortia.crypto import PrivateKey
-from consortia.types import Block, BlockSignature, CommitCertificate, commit_signing_bytes
+from consortia.crypto import PrivateKey, suite_by_name
+from consortia.types import Block, BlockLimits, BlockSignature, CommitCertificate, commit_signing_bytes
 
 
 # ---- events (driver -> engine) -------------------------------------------------------
@@ -95,10 +96,14 @@ class Broadcast:
 
 @dataclass(frozen=True)
 class Persist:
-    """Durably store the engine's own state (term, vote, log) before any later action runs."""
+    """Durably store the engine's own state (term, vote, log) before any later action runs.
+
+    `value=None` deletes the key. The driver performs actions in order, so a `Send` after a
+    `Persist` leaves only once the write is on disk.
+    """
 
     key: str
-    value: bytes
+    value: bytes | None
 
 
 Action = BuildProposal | ExecuteProposal | CommitBlock | Send | Broadcast | Persist
@@ -123,3 +128,46 @@ class BlockSigner:
 
     def sign_block(self, block_hash: bytes) -> BlockSignature:
         return BlockSignature(self.cert_der, self.key.sign(commit_signing_bytes(block_hash)))
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A member of the validator set, as an engine sees it."""
+
+    name: str
+    org: str
+    cert_der: bytes  # the node's identity certificate: goes into BlockSignature.signer
+    suite: str
+    public_key: bytes
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        return suite_by_name(self.suite).verify(self.public_key, message, signature)
+
+
+@dataclass(frozen=True)
+class EngineSetup:
+    """Everything an engine is constructed from; the same for the node and the simulator.
+
+    `peers` is the whole validator set including this node, sorted by name. `persisted` is
+    every key the engine Persist'ed before a restart (empty on first start or after the
+    data directory was lost). `seed` feeds the engine's only source of randomness.
+    `commit_quorum` is how many distinct validators' signatures a commit certificate needs
+    (at least the engine's own quorum; stricter when the channel's block policy asks).
+    """
+
+    node_id: str
+    peers: tuple[Peer, ...]
+    signer: BlockSigner
+    limits: BlockLimits
+    height: int  # last committed height
+    head: bytes  # hash of the last committed block
+    seed: int = 0
+    persisted: Mapping[str, bytes] = field(default_factory=dict)
+    params: Mapping[str, int | str] = field(default_factory=dict)
+    commit_quorum: int = 1
+
+    def peer(self, name: str) -> Peer | None:
+        for p in self.peers:
+            if p.name == name:
+                return p
+        return None

@@ -8,6 +8,7 @@ from consortia.consensus.interface import (
     BuildProposal,
     CommitBlock,
     Committed,
+    EngineSetup,
     Event,
     ProposalBuilt,
     Tick,
@@ -30,6 +31,10 @@ class SoloEngine:
         self.head = head
         self._building = False
         self._pending_since_ms: int | None = None
+
+    @classmethod
+    def from_setup(cls, setup: EngineSetup) -> SoloEngine:
+        return cls(setup.node_id, setup.signer, setup.limits, setup.height, setup.head)
 
     def step(self, event: Event) -> list[Action]:
         if isinstance(event, Tick):

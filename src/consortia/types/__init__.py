@@ -9,7 +9,7 @@ from consortia.types.codec import (
     encode,
     encode_value,
 )
-from consortia.types.config import BlockLimits, ChannelConfig, ConsensusConfig, OrgConfig, Policy
+from consortia.types.config import BlockLimits, ChannelConfig, ConsensusConfig, OrgConfig, Policy, Validator
 from consortia.types.core import (
     STATUS_FAILED,
     STATUS_INVALID,
@@ -47,6 +47,7 @@ __all__ = [
     "Policy",
     "Receipt",
     "Transaction",
+    "Validator",
     "check_value",
     "commit_signing_bytes",
     "decode",

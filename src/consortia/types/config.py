@@ -26,9 +26,19 @@ class Policy(msgspec.Struct, array_like=True, frozen=True):
     role: str = "admin"
 
 
+class Validator(msgspec.Struct, array_like=True, frozen=True):
+    """A consensus node: its name, organisation, identity certificate (DER) and peer address."""
+
+    name: str
+    org: str
+    cert: bytes
+    address: str = ""  # "host:port" of its peer endpoint; names, not IPs, so configs travel
+
+
 class ConsensusConfig(msgspec.Struct, array_like=True, frozen=True):
     engine: str = "solo"
     params: dict[str, int | str] = {}
+    validators: list[Validator] = []  # sorted by name; empty for solo
 
 
 class BlockLimits(msgspec.Struct, array_like=True, frozen=True):
