@@ -11,40 +11,55 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar, Union
 
 from consortia.consensus import (
     Action,
     BlockSigner,
+    Broadcast,
     BuildProposal,
     CommitBlock,
     Committed,
     Engine,
+    EngineSetup,
+    ExecuteProposal,
+    PeerMessage,
+    Persist,
     ProposalBuilt,
-    SoloEngine,
+    ProposalExecuted,
+    Send,
     Tick,
 )
-from consortia.crypto import BatchVerifier, merkle_root, sha256
+from consortia.consensus.registry import make_engine, message_types
+from consortia.crypto import BatchVerifier, sha256
 from consortia.execution.executor import BlockOutcome, Executor, TxInput
 from consortia.execution.genesis import config_from_state
 from consortia.identity.msp import MSP, IdentityError
-from consortia.ledger.store import Ledger, PreparedState
+from consortia.identity.policy import required_orgs
+from consortia.ledger.errors import LedgerError
+from consortia.ledger.store import Ledger
 from consortia.mempool import Mempool, MempoolError, PooledTx, PoolLimits
 from consortia.node.admission import AdmissionError, Admitted, SignatureBatcher, parse_envelope, signature_job
+from consortia.node.blocks import BlockProcessor, BlockRejected
+from consortia.node.engine_store import EngineStore
+from consortia.node.validators import validator_peers
 from consortia.types import (
     Block,
     Caller,
     ChannelConfig,
-    Header,
+    CodecError,
+    CommitCertificate,
     Receipt,
     Transaction,
     decode,
     encode,
 )
+
+T = TypeVar("T")
 
 log = logging.getLogger("consortia.node")
 
@@ -69,6 +84,18 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class Transport(Protocol):
+    """What the node needs from the peer network."""
+
+    def send(self, peer: str, payload: bytes) -> None: ...
+
+    def broadcast(self, payload: bytes) -> None: ...
+
+
+_TICK = object()
+_STOP = object()
+
+
 class Node:
     """A validating node hosting one channel."""
 
@@ -80,6 +107,8 @@ class Node:
         pool_limits: PoolLimits | None = None,
         tick_ms: int = 5,
         clock_ms: Callable[[], int] = wall_ms,
+        engine_store: EngineStore | None = None,
+        seed: int | None = None,
     ) -> None:
         self.name = name
         self.ledger = ledger
@@ -90,34 +119,63 @@ class Node:
         self.msp = MSP(self.config)
         self.executor = Executor(MSP)
         self.mempool = Mempool(pool_limits)
-        self.engine: Engine = self._make_engine()
         self.stats = NodeStats()
+        self.engine_store = engine_store
+        self.transport: Transport | None = None
+        self.halted: str | None = None  # why the node stopped producing (a bug or a bad block)
+        self._seed = seed if seed is not None else int.from_bytes(sha256(name.encode())[:8], "big")
+        self.engine: Engine = self._make_engine()
+        self._message_types = message_types(self.config.consensus.engine)
         self._verifier = BatchVerifier()
         self._batcher = SignatureBatcher(self._verifier)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self.blocks = BlockProcessor(ledger, self.executor, self._verifier)
         self._pending: dict[bytes, Transaction] = {}
         self._waiters: dict[bytes, list[asyncio.Future[CommitInfo]]] = {}
         self._block_subscribers: set[asyncio.Queue[Block]] = set()
         self._event_subscribers: set[asyncio.Queue[tuple[int, bytes, Receipt]]] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._events: asyncio.Queue[object] = asyncio.Queue()
+        self._jobs: set[asyncio.Future[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ticks_queued = 0
         self._stopping = False
 
     # ---- lifecycle ---------------------------------------------------------------------
+    def engine_setup(self) -> EngineSetup:
+        cfg = self.config
+        peers = tuple(validator_peers(cfg))
+        policy = cfg.policies.get("block_signing")
+        quorum = required_orgs(policy, cfg) if policy is not None else 1
+        return EngineSetup(
+            node_id=self.name,
+            peers=peers,
+            signer=self.signer,
+            limits=cfg.block,
+            height=self.ledger.height,
+            head=self.ledger.head_hash,
+            seed=self._seed,
+            persisted=self.engine_store.load() if self.engine_store is not None else {},
+            params=cfg.consensus.params,
+            commit_quorum=max(1, quorum),
+        )
+
     def _make_engine(self) -> Engine:
-        engine = self.config.consensus.engine
-        if engine != "solo":
-            raise ValueError(f"consensus engine {engine!r} is not available on this node")
-        head = self.ledger.head_hash
-        return SoloEngine(self.name, self.signer, self.config.block, self.ledger.height, head)
+        return make_engine(self.config.consensus.engine, self.engine_setup())
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="node-loop")
+        self._tasks = [
+            asyncio.create_task(self._ticker(), name="node-ticker"),
+            asyncio.create_task(self._drive(), name="node-driver"),
+        ]
 
     async def stop(self) -> None:
-        """Stop cutting blocks, finish the block in flight, close the ledger."""
+        """Stop stepping the engine, let block jobs in flight finish, close the ledger."""
         self._stopping = True
-        if self._task is not None:
-            await self._task
+        self._events.put_nowait(_STOP)
+        for task in self._tasks:
+            await task
+        if self._jobs:
+            await asyncio.gather(*self._jobs, return_exceptions=True)
         self._worker.shutdown(wait=True)
         self._verifier.close()
         for futures in self._waiters.values():
@@ -125,103 +183,150 @@ class Node:
                 if not fut.done():
                     fut.cancel()
         self.ledger.close()
+        if self.engine_store is not None:
+            self.engine_store.close()
 
-    async def _run(self) -> None:
-        in_flight: asyncio.Future[None] | None = None
-        while not self._stopping or in_flight is not None:
-            if in_flight is not None and in_flight.done():
-                in_flight.result()
-                in_flight = None
-            if in_flight is None and not self._stopping:
-                tick = Tick(self.clock_ms(), len(self.mempool), self.mempool.size_bytes)
-                actions = self.engine.step(tick)
-                if actions:
-                    in_flight = asyncio.ensure_future(self._perform(actions))
+    async def _ticker(self) -> None:
+        while not self._stopping:
+            self._ticks_queued += 1
+            self._events.put_nowait(_TICK)
             await asyncio.sleep(self.tick_ms / 1000)
 
-    async def _perform(self, actions: list[Action]) -> None:
-        queue = list(actions)
-        while queue:
-            action = queue.pop(0)
-            if isinstance(action, BuildProposal):
-                built = await self._build(action)
-                if built is None:
-                    queue.extend(self.engine.step(Committed(self.ledger.height, self.ledger.head_hash)))
-                    continue
-                self._proposal = built
-                queue.extend(self.engine.step(ProposalBuilt(built[0])))
-            elif isinstance(action, CommitBlock):
-                await self._commit(action)
-                queue.extend(self.engine.step(Committed(action.block.header.height, action.block.hash)))
-            else:  # pragma: no cover - Solo emits nothing else; multi-node engines add the network
-                raise RuntimeError(f"action {type(action).__name__} needs a network driver")
+    async def _drive(self) -> None:
+        """The only place the engine is stepped: one event at a time, actions in order."""
+        while True:
+            event = await self._events.get()
+            if event is _STOP:
+                return
+            if event is _TICK:
+                self._ticks_queued -= 1
+                if self._ticks_queued > 0:
+                    continue  # a backlog of ticks: the next one says the same, later
+                event = Tick(self.clock_ms(), len(self.mempool), self.mempool.size_bytes)
+            if self.halted is not None:
+                continue
+            try:
+                actions = self.engine.step(event)  # type: ignore[arg-type]
+                for action in actions:
+                    self._perform(action)
+            except Exception as exc:  # an engine or driver bug: stop producing, keep serving reads
+                log.exception("consensus driver failed")
+                self.halted = f"{type(exc).__name__}: {exc}"
+
+    def deliver(self, sender: str, payload: bytes) -> None:
+        """A consensus message from an authenticated peer (called by the network layer)."""
+        if not self._message_types:
+            return
+        try:
+            message: object = decode(payload, Union[self._message_types])  # type: ignore[arg-type]  # noqa: UP007
+        except CodecError:
+            self.stats.rejected["bad_peer_message"] = self.stats.rejected.get("bad_peer_message", 0) + 1
+            return
+        self._events.put_nowait(PeerMessage(sender, message))
+
+    def _perform(self, action: Action) -> None:
+        if isinstance(action, Persist):
+            if self.engine_store is not None:
+                self.engine_store.put(action.key, action.value)
+        elif isinstance(action, Send):
+            if self.transport is not None:
+                self.transport.send(action.to, encode(action.message))
+        elif isinstance(action, Broadcast):
+            if self.transport is not None:
+                self.transport.broadcast(encode(action.message))
+        elif isinstance(action, BuildProposal):
+            self._job(self._build(action))
+        elif isinstance(action, ExecuteProposal):
+            self._job(self._execute(action.block))
+        elif isinstance(action, CommitBlock):
+            self._job(self._commit(action.block, action.certificate))
+        else:  # pragma: no cover - the action union is closed
+            raise TypeError(f"unknown action {action!r}")
+
+    def _job(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Jobs reach the single worker thread in the order actions were performed.
+        fut = asyncio.ensure_future(coro)
+        self._jobs.add(fut)
+        fut.add_done_callback(self._job_done)
+
+    def _job_done(self, fut: asyncio.Future[None]) -> None:
+        self._jobs.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            exc = fut.exception()
+            log.error("block job failed: %s", exc, exc_info=exc)
+            self.halted = f"{type(exc).__name__}: {exc}"
+
+    def _in_worker(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     # ---- block production ---------------------------------------------------------------
-    async def _build(self, action: BuildProposal) -> tuple[Block, BlockOutcome, PreparedState] | None:
+    async def _build(self, action: BuildProposal) -> None:
         limits = self.config.block
-        picked = self.mempool.peek(limits.txs_max, limits.bytes_max)
-        if not picked:
-            return None
+        picked = [p for p in self.mempool.peek(limits.txs_max, limits.bytes_max) if p.tx_id in self._pending]
         inputs = [TxInput(p.tx_id, self._pending[p.tx_id]) for p in picked]
         raws = [p.raw for p in picked]
         parent = self.ledger.head
         assert parent is not None, "a node always has at least its genesis block"
         timestamp = max(self.clock_ms(), parent.timestamp_ms)
-        height = action.height
-        config = self.config
-        loop = asyncio.get_running_loop()
+        block = await self._in_worker(
+            self.blocks.build,
+            self.config,
+            self.name,
+            action.height,
+            action.parent_hash,
+            timestamp,
+            inputs,
+            raws,
+            action.engine_data,
+        )
+        self._events.put_nowait(ProposalBuilt(block))
 
-        def build() -> tuple[Block, BlockOutcome, PreparedState]:
-            outcome = self.executor.execute_block(
-                self.ledger.state, config, height, timestamp, inputs, self.ledger.has_tx
-            )
-            prepared = self.ledger.prepare(outcome.writes)
-            header = Header(
-                chain_id=config.chain_id,
-                channel=config.channel,
-                height=height,
-                parent_hash=action.parent_hash,
-                timestamp_ms=timestamp,
-                proposer=self.name,
-                tx_root=merkle_root(raws),
-                state_root=prepared.root,
-                receipts_root=merkle_root([encode(r) for r in outcome.receipts]),
-                tx_count=len(raws),
-                engine=action.engine_data,
-            )
-            return Block(header, raws), outcome, prepared
+    async def _execute(self, block: Block) -> None:
+        try:
+            await self._in_worker(self.blocks.execute, self.config, block)
+            valid = True
+        except (BlockRejected, LedgerError) as exc:
+            log.warning("rejecting block %d from %s: %s", block.header.height, block.header.proposer, exc)
+            valid = False
+        self._events.put_nowait(ProposalExecuted(block.hash, valid))
 
-        return await loop.run_in_executor(self._worker, build)
-
-    _proposal: tuple[Block, BlockOutcome, PreparedState] | None = None
-
-    async def _commit(self, action: CommitBlock) -> None:
-        built = self._proposal
-        if built is None or built[0].hash != action.block.hash:
-            raise RuntimeError("commit of a block this node did not execute")
-        block, outcome, prepared = built
-        self._proposal = None
-        final = Block(block.header, block.txs, action.certificate)
+    async def _commit(self, block: Block, certificate: CommitCertificate) -> None:
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._worker, self.ledger.commit, final, outcome.receipts, prepared)
+        executed = await self._in_worker(self.blocks.commit, self.config, block, certificate)
         self.stats.last_block_ms = (time.perf_counter() - started) * 1000
-        # Durable from here on: acknowledge.
+        self._after_commit(executed.block, executed.outcome)
+        self._events.put_nowait(Committed(block.header.height, block.hash))
+
+    def _after_commit(self, block: Block, outcome: BlockOutcome) -> None:
+        """Durable from here on: acknowledge, clean the pool, adopt config changes, publish."""
         tx_ids = [r.tx_id for r in outcome.receipts]
         self.mempool.remove(tx_ids)
         for tx_id in tx_ids:
             self._pending.pop(tx_id, None)
         if outcome.config_changed:
+            old_validators = self.config.consensus.validators
             self.config = outcome.config
             self.msp = MSP(self.config)
+            reconfigure = getattr(self.engine, "reconfigure", None)
+            if reconfigure is not None and self.config.consensus.validators != old_validators:
+                for action in reconfigure(tuple(validator_peers(self.config))):
+                    self._perform(action)
         self.stats.blocks += 1
         self.stats.committed_txs += len(tx_ids)
-        height = final.header.height
+        height = block.header.height
         for index, receipt in enumerate(outcome.receipts):
             for fut in self._waiters.pop(receipt.tx_id, ()):
                 if not fut.done():
                     fut.set_result(CommitInfo(height, index, receipt))
-        self._publish(final, outcome.receipts)
+        self._publish(block, outcome.receipts)
+
+    async def apply_synced(self, block: Block) -> None:
+        """Commit a certified block fetched from a peer (block sync), then tell the engine."""
+        if block.certificate is None:
+            raise BlockRejected("synced block carries no commit certificate")
+        executed = await self._in_worker(self.blocks.commit, self.config, block, block.certificate)
+        self._after_commit(executed.block, executed.outcome)
+        self._events.put_nowait(Committed(block.header.height, block.hash))
 
     def _publish(self, block: Block, receipts: list[Receipt]) -> None:
         for q in list(self._block_subscribers):

@@ -1,38 +1,5 @@
-"""Light-client checks, run locally by the SDK: commit certificates and Merkle proofs."""
+"""Light-client checks the SDK runs locally."""
 
-from __future__ import annotations
+from consortia.identity.blockcert import VerificationError, verify_certificate
 
-from consortia.crypto import suite_by_name
-from consortia.identity.msp import MSP, IdentityError
-from consortia.identity.policy import satisfies
-from consortia.types import ChannelConfig, CommitCertificate, Header, commit_signing_bytes
-
-
-class VerificationError(Exception):
-    """Something the node returned does not check out against the channel's genesis config."""
-
-
-def verify_certificate(config: ChannelConfig, header: Header, cert: CommitCertificate | None) -> list[str]:
-    """Check `cert` commits `header` under the block-signing policy; returns the signing orgs.
-
-    Raises VerificationError when it does not.
-    """
-    if cert is None:
-        raise VerificationError(f"block {header.height} carries no commit certificate")
-    if cert.block_hash != header.hash or cert.height != header.height:
-        raise VerificationError("commit certificate is for a different block")
-    msp = MSP(config)
-    callers = []
-    message = commit_signing_bytes(header.hash)
-    for sig in cert.signatures:
-        try:
-            ident = msp.validate(sig.signer, header.timestamp_ms)
-        except IdentityError as exc:
-            raise VerificationError(f"block signer rejected: {exc}") from exc
-        if not suite_by_name(ident.suite).verify(ident.public_key, message, sig.signature):
-            raise VerificationError("a block signature does not verify")
-        callers.append(ident.caller)
-    policy = config.policies["block_signing"]
-    if not satisfies(policy, config, callers):
-        raise VerificationError("block signatures do not meet the channel's block-signing policy")
-    return sorted({c.org for c in callers if c.role == policy.role})
+__all__ = ["VerificationError", "verify_certificate"]

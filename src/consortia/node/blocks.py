@@ -1,0 +1,143 @@
+"""Building, executing and committing blocks. Runs on the node's single commit thread.
+
+Everything here touches the ledger, so it runs on one thread only; the asyncio side hands
+jobs over in order and hears back through futures.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from consortia.crypto import BatchVerifier, merkle_root
+from consortia.execution.executor import BlockOutcome, Executor, TxInput
+from consortia.identity.msp import MSP, IdentityError
+from consortia.ledger.store import Ledger, PreparedState
+from consortia.node.admission import signature_job
+from consortia.types import (
+    Block,
+    ChannelConfig,
+    CodecError,
+    CommitCertificate,
+    Header,
+    decode_envelope,
+    encode,
+)
+
+EXECUTED_CACHE_MAX = 64
+
+
+class BlockRejected(Exception):
+    """A peer's block does not execute to the roots its header claims (or is malformed)."""
+
+
+@dataclass(frozen=True)
+class Executed:
+    block: Block
+    outcome: BlockOutcome
+    prepared: PreparedState
+
+
+class BlockProcessor:
+    def __init__(self, ledger: Ledger, executor: Executor, verifier: BatchVerifier) -> None:
+        self.ledger = ledger
+        self.executor = executor
+        self.verifier = verifier
+        self._executed: OrderedDict[bytes, Executed] = OrderedDict()
+
+    def build(
+        self,
+        config: ChannelConfig,
+        proposer: str,
+        height: int,
+        parent_hash: bytes,
+        timestamp_ms: int,
+        inputs: list[TxInput],
+        raws: list[bytes],
+        engine_data: bytes,
+    ) -> Block:
+        outcome = self.executor.execute_block(
+            self.ledger.state, config, height, timestamp_ms, inputs, self.ledger.has_tx
+        )
+        prepared = self.ledger.prepare(outcome.writes)
+        header = Header(
+            chain_id=config.chain_id,
+            channel=config.channel,
+            height=height,
+            parent_hash=parent_hash,
+            timestamp_ms=timestamp_ms,
+            proposer=proposer,
+            tx_root=merkle_root(raws),
+            state_root=prepared.root,
+            receipts_root=merkle_root([encode(r) for r in outcome.receipts]),
+            tx_count=len(raws),
+            engine=engine_data,
+        )
+        block = Block(header, raws)
+        self._remember(Executed(block, outcome, prepared))
+        return block
+
+    def execute(self, config: ChannelConfig, block: Block) -> Executed:
+        """Execute a peer's block on the committed state and check every root it claims.
+
+        Raises BlockRejected.
+        """
+        cached = self._executed.get(block.hash)
+        if cached is not None and cached.prepared.base_height == self.ledger.height:
+            return cached
+        h = block.header
+        if h.height != self.ledger.height + 1 or h.parent_hash != self.ledger.head_hash:
+            raise BlockRejected(f"block {h.height} does not extend the committed head {self.ledger.height}")
+        if h.chain_id != config.chain_id or h.channel != config.channel or h.tx_count != len(block.txs):
+            raise BlockRejected("block header does not belong to this channel")
+        head = self.ledger.head
+        if head is not None and h.timestamp_ms < head.timestamp_ms:
+            raise BlockRejected("block timestamp goes backwards")
+        if merkle_root(block.txs) != h.tx_root:
+            raise BlockRejected("transactions do not match the tx root")
+        inputs = self._verified_inputs(config, block)
+        outcome = self.executor.execute_block(
+            self.ledger.state, config, h.height, h.timestamp_ms, inputs, self.ledger.has_tx
+        )
+        prepared = self.ledger.prepare(outcome.writes)
+        if prepared.root != h.state_root:
+            raise BlockRejected("execution gives a different state root than the header claims")
+        if merkle_root([encode(r) for r in outcome.receipts]) != h.receipts_root:
+            raise BlockRejected("execution gives different receipts than the header claims")
+        executed = Executed(block, outcome, prepared)
+        self._remember(executed)
+        return executed
+
+    def _verified_inputs(self, config: ChannelConfig, block: Block) -> list[TxInput]:
+        msp = MSP(config)
+        inputs: list[TxInput] = []
+        jobs = []
+        for raw in block.txs:
+            try:
+                env, tx = decode_envelope(raw)
+            except CodecError as exc:
+                raise BlockRejected(f"malformed transaction in block: {exc}") from exc
+            try:
+                ident = msp.validate(tx.signer, block.header.timestamp_ms)
+            except IdentityError:
+                # The executor records an invalid receipt for it; the signature is moot.
+                inputs.append(TxInput(env.tx_id, tx))
+                continue
+            jobs.append(signature_job(ident.suite, ident.public_key, env))
+            inputs.append(TxInput(env.tx_id, tx))
+        if not all(self.verifier.verify(jobs)):
+            raise BlockRejected("a transaction signature in the block does not verify")
+        return inputs
+
+    def commit(self, config: ChannelConfig, block: Block, certificate: CommitCertificate) -> Executed:
+        """Execute (unless already done on this state) and durably commit. Raises BlockRejected."""
+        executed = self.execute(config, block)
+        final = Block(block.header, block.txs, certificate)
+        self.ledger.commit(final, executed.outcome.receipts, executed.prepared)
+        self._executed.pop(block.hash, None)
+        return Executed(final, executed.outcome, executed.prepared)
+
+    def _remember(self, executed: Executed) -> None:
+        self._executed[executed.block.hash] = executed
+        while len(self._executed) > EXECUTED_CACHE_MAX:
+            self._executed.popitem(last=False)

@@ -1,0 +1,35 @@
+"""Durable storage for a consensus engine's own state (term, vote, log, view).
+
+A small LMDB environment beside the ledger; every `put` is synchronous, so a Persist action
+is on disk before the driver performs the next action.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lmdb
+
+
+class EngineStore:
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(path), map_size=1 << 32, subdir=True, sync=True, metasync=True)
+
+    def load(self) -> dict[str, bytes]:
+        with self._env.begin() as txn:
+            return {bytes(k).decode(): bytes(v) for k, v in txn.cursor()}
+
+    def put(self, key: str, value: bytes | None) -> None:
+        with self._env.begin(write=True) as txn:
+            if value is None:
+                txn.delete(key.encode())
+            else:
+                txn.put(key.encode(), value)
+
+    def clear(self) -> None:
+        with self._env.begin(write=True) as txn:
+            txn.drop(self._env.open_db(), delete=False)
+
+    def close(self) -> None:
+        self._env.close()
