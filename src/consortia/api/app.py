@@ -182,6 +182,8 @@ def create_app(
             "config_sequence": node.config.sequence,
             "consensus": node.engine.status(),
             "mempool_txs": len(node.mempool),
+            "peers": node.connected_peers(),
+            "halted": node.halted,
         }
 
     # ---- transactions ---------------------------------------------------------------------

@@ -31,6 +31,10 @@ class BlockRejected(Exception):
     """A peer's block does not execute to the roots its header claims (or is malformed)."""
 
 
+class ForkDetected(Exception):
+    """Two different blocks were certified for one height: the fault model was exceeded."""
+
+
 @dataclass(frozen=True)
 class Executed:
     block: Block
@@ -129,8 +133,19 @@ class BlockProcessor:
             raise BlockRejected("a transaction signature in the block does not verify")
         return inputs
 
-    def commit(self, config: ChannelConfig, block: Block, certificate: CommitCertificate) -> Executed:
-        """Execute (unless already done on this state) and durably commit. Raises BlockRejected."""
+    def commit(self, config: ChannelConfig, block: Block, certificate: CommitCertificate) -> Executed | None:
+        """Execute (unless already done on this state) and durably commit.
+
+        Returns None when this very block is already committed (consensus and block sync
+        may both deliver it). Raises BlockRejected, or ForkDetected when a different block
+        is committed at that height: a safety violation that must stop the node.
+        """
+        height = block.header.height
+        if height <= self.ledger.height:
+            have = self.ledger.block(height)
+            if have is not None and have.hash == block.hash:
+                return None
+            raise ForkDetected(f"a different block is already committed at height {height}")
         executed = self.execute(config, block)
         final = Block(block.header, block.txs, certificate)
         self.ledger.commit(final, executed.outcome.receipts, executed.prepared)

@@ -32,6 +32,15 @@ class ApiSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     wait_timeout_ms_max: int = 60_000
 
 
+class P2pSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The peer endpoint (mutual TLS with the organisation's TLS certificate)."""
+
+    host: str = "0.0.0.0"
+    port: int = 7051
+    tls_cert: str = "tls.crt"
+    tls_key: str = "tls.key"
+
+
 class MempoolSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     txs_max: int = 200_000
     bytes_max: int = 256 * 1024 * 1024
@@ -42,6 +51,7 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     node: NodeSection
     api: ApiSection = ApiSection()
     mempool: MempoolSection = MempoolSection()
+    p2p: P2pSection | None = None  # required by every engine but solo
     base_dir: str = ""  # filled in by load_config: paths are relative to the file
 
     def path(self, value: str) -> Path:
@@ -55,6 +65,8 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ConfigError("node.tick_ms must be within 1..1000")
         if not 0 <= self.api.port <= 65535:
             raise ConfigError("api.port must be within 0..65535")
+        if self.p2p is not None and not 0 <= self.p2p.port <= 65535:
+            raise ConfigError("p2p.port must be within 0..65535")
         for section, names in (
             (self.api, ("body_bytes_max", "rate_per_s", "rate_burst", "wait_timeout_ms_max")),
             (self.mempool, ("txs_max", "bytes_max", "per_sender_txs_max")),

@@ -14,7 +14,8 @@ from consortia.api.app import create_app
 from consortia.consensus import BlockSigner
 from consortia.identity.wallet import private_key_from_pem
 from consortia.mempool import PoolLimits
-from consortia.node.config import NodeConfig
+from consortia.node.config import ConfigError, NodeConfig
+from consortia.node.engine_store import EngineStore
 from consortia.node.genesis import read_genesis
 from consortia.node.runtime import Node, open_ledger_with_genesis
 
@@ -29,9 +30,18 @@ def build_node(cfg: NodeConfig) -> Node:
 
     cert_der = x509.load_pem_x509_certificate(cert_pem).public_bytes(Encoding.DER)
     key = private_key_from_pem(cfg.path(cfg.node.key).read_bytes())
-    ledger = open_ledger_with_genesis(cfg.path(cfg.node.data_dir), genesis)
+    data_dir = cfg.path(cfg.node.data_dir)
+    ledger = open_ledger_with_genesis(data_dir, genesis)
     limits = PoolLimits(cfg.mempool.txs_max, cfg.mempool.bytes_max, cfg.mempool.per_sender_txs_max)
-    return Node(cfg.node.name, ledger, BlockSigner(cert_der, key), limits, tick_ms=cfg.node.tick_ms)
+    store = EngineStore(data_dir / ledger.channel / "consensus")
+    return Node(
+        cfg.node.name,
+        ledger,
+        BlockSigner(cert_der, key),
+        limits,
+        tick_ms=cfg.node.tick_ms,
+        engine_store=store,
+    )
 
 
 async def serve(cfg: NodeConfig) -> None:
@@ -58,6 +68,18 @@ async def serve(cfg: NodeConfig) -> None:
     # a no-op handler lets that re-raise return here, so the ledger is closed cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
+    peering = None
+    if node.config.consensus.engine != "solo":
+        if cfg.p2p is None:
+            raise ConfigError(
+                f"engine {node.config.consensus.engine} needs a [p2p] section in the node config"
+            )
+        from consortia.node.peering import Peering
+
+        peering = Peering(
+            node, cfg.p2p.host, cfg.p2p.port, cfg.path(cfg.p2p.tls_cert), cfg.path(cfg.p2p.tls_key)
+        )
+        await peering.start()
     await node.start()
     ready = cfg.path(cfg.node.data_dir) / "node.ready"
     serving = asyncio.create_task(server.serve())
@@ -73,6 +95,8 @@ async def serve(cfg: NodeConfig) -> None:
     finally:
         ready.unlink(missing_ok=True)
         await node.stop()
+        if peering is not None:
+            await peering.close()
 
 
 def run(config_path: Path) -> None:

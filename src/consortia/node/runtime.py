@@ -87,9 +87,11 @@ def wall_ms() -> int:
 class Transport(Protocol):
     """What the node needs from the peer network."""
 
-    def send(self, peer: str, payload: bytes) -> None: ...
+    def send(self, peer: str, payload: bytes) -> object: ...
 
-    def broadcast(self, payload: bytes) -> None: ...
+    def broadcast(self, payload: bytes) -> object: ...
+
+    def connected_peers(self) -> list[str]: ...
 
 
 _TICK = object()
@@ -122,6 +124,7 @@ class Node:
         self.stats = NodeStats()
         self.engine_store = engine_store
         self.transport: Transport | None = None
+        self.on_admitted: Callable[[bytes], None] | None = None  # e.g. gossip to other validators
         self.halted: str | None = None  # why the node stopped producing (a bug or a bad block)
         self._seed = seed if seed is not None else int.from_bytes(sha256(name.encode())[:8], "big")
         self.engine: Engine = self._make_engine()
@@ -213,6 +216,9 @@ class Node:
                 log.exception("consensus driver failed")
                 self.halted = f"{type(exc).__name__}: {exc}"
 
+    def connected_peers(self) -> list[str]:
+        return [] if self.transport is None else sorted(self.transport.connected_peers())
+
     def deliver(self, sender: str, payload: bytes) -> None:
         """A consensus message from an authenticated peer (called by the network layer)."""
         if not self._message_types:
@@ -294,7 +300,8 @@ class Node:
         started = time.perf_counter()
         executed = await self._in_worker(self.blocks.commit, self.config, block, certificate)
         self.stats.last_block_ms = (time.perf_counter() - started) * 1000
-        self._after_commit(executed.block, executed.outcome)
+        if executed is not None:
+            self._after_commit(executed.block, executed.outcome)
         self._events.put_nowait(Committed(block.header.height, block.hash))
 
     def _after_commit(self, block: Block, outcome: BlockOutcome) -> None:
@@ -325,8 +332,9 @@ class Node:
         if block.certificate is None:
             raise BlockRejected("synced block carries no commit certificate")
         executed = await self._in_worker(self.blocks.commit, self.config, block, block.certificate)
-        self._after_commit(executed.block, executed.outcome)
-        self._events.put_nowait(Committed(block.header.height, block.hash))
+        if executed is not None:
+            self._after_commit(executed.block, executed.outcome)
+            self._events.put_nowait(Committed(block.header.height, block.hash))
 
     def _publish(self, block: Block, receipts: list[Receipt]) -> None:
         for q in list(self._block_subscribers):
@@ -338,9 +346,10 @@ class Node:
                         _offer(eq, (block.header.height, receipt.tx_id, receipt))
 
     # ---- admission ----------------------------------------------------------------------
-    async def submit(self, raw: bytes) -> bytes:
+    async def submit(self, raw: bytes, forwarded: bool = False) -> bytes:
         """Admit one encoded envelope into the pool; returns its tx id.
 
+        `forwarded` marks a transaction another validator already admitted and gossiped.
         Raises AdmissionError (with a machine-readable code); on error nothing is stored.
         """
         try:
@@ -354,9 +363,12 @@ class Node:
                 )
             self._admit(admitted)
         except AdmissionError as exc:
-            self.stats.rejected[exc.code] = self.stats.rejected.get(exc.code, 0) + 1
+            if not forwarded:
+                self.stats.rejected[exc.code] = self.stats.rejected.get(exc.code, 0) + 1
             raise
         self.stats.admitted += 1
+        if not forwarded and self.on_admitted is not None:
+            self.on_admitted(raw)
         return admitted.tx_id
 
     def _check(self, raw: bytes) -> Admitted:
