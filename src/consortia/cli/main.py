@@ -8,6 +8,7 @@ from consortia.cli.bench_cmd import bench
 from consortia.cli.contract_cmd import contract_app
 from consortia.cli.crypto_cmd import crypto_app
 from consortia.cli.demo import demo
+from consortia.cli.network_cmd import network_app
 from consortia.cli.node_cmd import node_app
 from consortia.cli.tx_cmd import block_app, chain_app, state_app, tx_app
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(crypto_app, name="crypto")
 app.add_typer(node_app, name="node")
+app.add_typer(network_app, name="network")
 app.add_typer(tx_app, name="tx")
 app.add_typer(contract_app, name="contract")
 app.add_typer(block_app, name="block")

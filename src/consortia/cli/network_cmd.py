@@ -264,9 +264,8 @@ def up(
             finally:
                 save_state(dir, consensus, entries)
     except (RuntimeError, ValueError, OSError) as exc:
-        fail(
-            f"{exc}\n(see the node logs under {dir / 'nodes'}; stop with `consortia network down --dir {dir}`)"
-        )
+        logs = dir / "nodes"
+        fail(f"{exc}\n(see the node logs under {logs}; stop with `consortia network down --dir {dir}`)")
     if as_json:
         print_json({"consensus": consensus, "nodes": [node_status(e) for e in entries]})
         return

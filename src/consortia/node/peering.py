@@ -56,6 +56,7 @@ class Peering:
         self._gossip: list[bytes] = []
         self._flush_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._admitting: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         await self.net.start()
@@ -93,14 +94,18 @@ class Peering:
         except CodecError:
             log.warning("malformed tx gossip from %s", sender)
             return
-        for raw in raws[:GOSSIP_TXS_MAX]:
-            asyncio.ensure_future(self._admit_forwarded(raw))
+        task = asyncio.ensure_future(self._admit_forwarded(raws[:GOSSIP_TXS_MAX]))
+        self._admitting.add(task)
+        task.add_done_callback(self._admitting.discard)
 
-    async def _admit_forwarded(self, raw: bytes) -> None:
-        try:
-            await self.node.submit(raw, forwarded=True)
-        except AdmissionError:
-            pass  # duplicates are normal: every node forwards what it admitted
+    async def _admit_forwarded(self, raws: list[bytes]) -> None:
+        results = await asyncio.gather(
+            *(self.node.submit(raw, forwarded=True) for raw in raws), return_exceptions=True
+        )
+        for res in results:
+            # Duplicates are normal (every node forwards what it admitted); anything else is a bug.
+            if isinstance(res, BaseException) and not isinstance(res, AdmissionError):
+                log.error("forwarded transaction failed admission unexpectedly", exc_info=res)
 
     # ---- heights and block sync ---------------------------------------------------------
     def _on_height(self, sender: str, payload: bytes) -> None:
