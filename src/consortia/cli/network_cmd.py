@@ -55,8 +55,13 @@ def create_network(
     chain_id: str = "consortia-net",
     channel: str = "main",
     wait_ms: int = 50,
+    hostnames: list[str] | None = None,
 ) -> list[NodeEntry]:
-    """Write crypto, genesis and every node's config under `base`; start nothing."""
+    """Write crypto, genesis and every node's config under `base`; start nothing.
+
+    Nodes bind `host`; peers reach each other at `hostname` (or `hostnames[i]` for the i-th
+    organisation's node), so the files also describe nodes on different machines.
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -72,11 +77,12 @@ def create_network(
     generate_consortium(crypto, orgs)
     ports = ports or [(free_port(host), free_port(host)) for _ in orgs]
     names = [f"peer0.{org}" for org in orgs]
+    hosts = hostnames or [hostname] * len(orgs)
     validators = []
-    for org, name, (_, p2p_port) in zip(orgs, names, ports, strict=True):
+    for org, name, (_, p2p_port), peer_host in zip(orgs, names, ports, hosts, strict=True):
         pem = (crypto / "orgs" / org / "nodes" / name / "signcert.pem").read_bytes()
         der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
-        validators.append(Validator(name, org, der, f"{hostname}:{p2p_port}"))
+        validators.append(Validator(name, org, der, f"{peer_host}:{p2p_port}"))
     config = channel_config_from_crypto(crypto, orgs, chain_id, channel, engine=consensus)
     if consensus == "solo":
         validators = validators[:1]
@@ -97,7 +103,7 @@ def create_network(
     write_genesis(build_genesis(config, int(time.time() * 1000)), genesis)
     entries = []
     members = orgs if consensus != "solo" else orgs[:1]
-    for org, name, (api_port, p2p_port) in zip(members, names, ports, strict=False):
+    for org, name, (api_port, p2p_port), peer_host in zip(members, names, ports, hosts, strict=False):
         node_dir = base / "nodes" / name
         node_dir.mkdir(parents=True, exist_ok=True)
         src = (crypto / "orgs" / org / "nodes" / name).resolve()
@@ -125,7 +131,7 @@ def create_network(
                 name,
                 org,
                 f"http://{host}:{api_port}",
-                f"{hostname}:{p2p_port}",
+                f"{peer_host}:{p2p_port}",
                 str(node_dir / "node.toml"),
                 str(node_dir / "node.log"),
             )
@@ -199,8 +205,7 @@ def wait_in_consensus(entries: list[NodeEntry], timeout_s: float) -> None:
     while time.monotonic() < deadline:
         last = [node_status(e) for e in entries]
         heads = {(s.get("height"), s.get("head_hash")) for s in last if s.get("healthy")}
-        leaders = {s.get("leader") for s in last}
-        if all(s.get("healthy") for s in last) and len(heads) == 1 and None not in leaders:
+        if all(s.get("healthy") and s.get("leader") for s in last) and len(heads) == 1:
             return
         time.sleep(0.2)
     raise RuntimeError(f"nodes did not reach consensus within {timeout_s:.0f} s: {last}")
