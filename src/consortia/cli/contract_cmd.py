@@ -30,10 +30,17 @@ def _read_source(source: Path) -> str:
 
 
 def deploy_contract(
-    url: str, channel: str, crypto: Path, admin_orgs: list[str], name: str, version: str, source: str
+    url: str | dict[str, str],
+    channel: str,
+    crypto: Path,
+    admin_orgs: list[str],
+    name: str,
+    version: str,
+    source: str,
 ) -> dict[str, Any]:
     """Approve as each org's admin, then commit as the first. Returns the commit's result.
 
+    `url` is one node for everyone, or each organisation's own node by org name.
     Raises the SDK's ApiError if the node refuses, or RuntimeError if a step fails on chain.
     """
     from consortia.identity.wallet import load_signing_identity
@@ -42,14 +49,18 @@ def deploy_contract(
     digest = hashlib.sha256(source.encode()).hexdigest()
     for org in admin_orgs:
         admin = load_signing_identity(crypto, org, f"admin@{org}")
-        with Client(url, admin, channel) as client:
+        with Client(_url_of(url, org), admin, channel) as client:
             out = client.invoke("lifecycle", "approve", name, version, digest)
             _check(out, f"approval by {org}")
     first = load_signing_identity(crypto, admin_orgs[0], f"admin@{admin_orgs[0]}")
-    with Client(url, first, channel) as client:
+    with Client(_url_of(url, admin_orgs[0]), first, channel) as client:
         out = client.invoke("lifecycle", "commit", name, version, source)
         _check(out, "commit")
     return out
+
+
+def _url_of(url: str | dict[str, str], org: str) -> str:
+    return url if isinstance(url, str) else url[org]
 
 
 def _check(out: dict[str, Any], what: str) -> None:

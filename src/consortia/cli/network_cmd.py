@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -153,8 +154,13 @@ def load_state(base: Path) -> tuple[str, list[NodeEntry]]:
         raise ValueError(f"{base} holds no network (no readable {STATE_FILE}): {exc}") from exc
 
 
-def start_network(base: Path, entries: list[NodeEntry], timeout_s: float = 90.0) -> None:
-    """Start every node process and wait until all are healthy and agree on the chain head."""
+def start_network(
+    base: Path, entries: list[NodeEntry], timeout_s: float = 90.0
+) -> list[subprocess.Popen[bytes]]:
+    """Start every node process and wait until all are healthy and agree on the chain head.
+
+    Raises RuntimeError when a node exits or the nodes do not agree within `timeout_s`.
+    """
     from consortia.cli.procs import start_node_process, wait_healthy
 
     procs = []
@@ -166,6 +172,7 @@ def start_network(base: Path, entries: list[NodeEntry], timeout_s: float = 90.0)
     for e, proc in zip(entries, procs, strict=True):
         wait_healthy(e.api, proc, max(1.0, deadline - time.monotonic()))
     wait_in_consensus(entries, max(1.0, deadline - time.monotonic()))
+    return procs
 
 
 def node_status(entry: NodeEntry, channel: str = "main") -> dict[str, Any]:
