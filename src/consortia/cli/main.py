@@ -10,6 +10,7 @@ from consortia.cli.crypto_cmd import crypto_app
 from consortia.cli.demo import demo
 from consortia.cli.network_cmd import network_app
 from consortia.cli.node_cmd import node_app
+from consortia.cli.sim_cmd import sim
 from consortia.cli.tx_cmd import block_app, chain_app, state_app, tx_app
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(state_app, name="state")
 app.add_typer(chain_app, name="chain")
 app.command("demo")(demo)
 app.command("bench")(bench)
+app.command("sim")(sim)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
