@@ -1,7 +1,8 @@
 """REST + WebSocket API of a node, with an OpenAPI document at /openapi.json.
 
-Transactions arrive as canonical msgpack envelopes (application/octet-stream); everything
-else is JSON. Errors are `{"error": {"code": ..., "message": ...}}` with a 4xx status.
+Transactions arrive as canonical msgpack envelopes or raw signed Ethereum transactions
+(application/octet-stream; told apart by their first byte); everything else is JSON.
+Errors are `{"error": {"code": ..., "message": ...}}` with a 4xx status.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from consortia import __version__
-from consortia.api.jsonview import block_json, from_plain, header_json, plain, receipt_json, tx_json
+from consortia.api.jsonrpc import JsonRpc
+from consortia.api.jsonview import block_json, committed_tx_json, from_plain, header_json, plain, receipt_json
 from consortia.execution.errors import QueryError
 from consortia.execution.keys import contract_key
 from consortia.node.admission import AdmissionError
 from consortia.node.runtime import CommitInfo, Node
-from consortia.types import CodecError, check_value, decode, decode_envelope, encode
+from consortia.types import CodecError, check_value, decode, encode
 
 # HTTP status per admission error code; anything unlisted is a 400.
 STATUS_BY_CODE = {
@@ -40,6 +42,7 @@ STATUS_BY_CODE = {
     "wrong_suite": 403,
     "bad_certificate": 403,
     "bad_signature": 401,
+    "not_permitted": 403,
 }
 BATCH_TXS_MAX = 10_000
 QUERY_ERRORS = {
@@ -251,8 +254,11 @@ def create_app(
         if info is not None:
             block = node.ledger.block(info.height)
             assert block is not None
-            env, tx = decode_envelope(block.txs[info.index])
-            return {"tx_id": tx_id, **commit_json(info), "transaction": tx_json(env.tx_id, tx)}
+            return {
+                "tx_id": tx_id,
+                **commit_json(info),
+                "transaction": committed_tx_json(block.txs[info.index]),
+            }
         if node.is_pending(raw_id):
             return {"tx_id": tx_id, "status": "pending"}
         raise ApiError(404, "unknown_transaction", "no such transaction on this node")
@@ -436,6 +442,17 @@ def create_app(
             pass
         finally:
             node.unsubscribe_events(q)
+
+    # ---- Ethereum JSON-RPC -----------------------------------------------------------------
+    rpc = JsonRpc(node)
+
+    @app.post("/jsonrpc")
+    async def jsonrpc(request: Request) -> Response:
+        """Ethereum JSON-RPC 2.0, single or batch (methods listed in consortia.api.jsonrpc)."""
+        answer = await rpc.handle(await read_body(request))
+        if answer is None:
+            return Response(status_code=204)
+        return Response(msgspec.json.encode(answer), media_type="application/json")
 
     # ---- metrics --------------------------------------------------------------------------
     @app.get("/metrics")

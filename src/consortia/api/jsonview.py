@@ -15,6 +15,7 @@ from consortia.types import (
     Transaction,
     decode_envelope,
 )
+from consortia.types.eth import EthTransaction, decode_eth_transaction, tx_kind
 
 STATUS_NAMES = {STATUS_OK: "ok", STATUS_FAILED: "failed", STATUS_INVALID: "invalid"}
 
@@ -83,14 +84,33 @@ def tx_json(tx_id: bytes, tx: Transaction) -> dict[str, Any]:
     }
 
 
+def eth_tx_json(tx: EthTransaction) -> dict[str, Any]:
+    return {
+        "tx_id": tx.hash.hex(),
+        "kind": "eth",
+        "type": tx.tx_type,
+        "chain_id": tx.chain_id,
+        "from": "0x" + tx.sender.hex(),
+        "to": None if tx.to is None else "0x" + tx.to.hex(),
+        "nonce": tx.nonce,
+        "gas": tx.gas,
+        "value": str(tx.value),  # may exceed 2**53: a decimal string survives JSON readers
+        "data": "0x" + tx.data.hex(),
+    }
+
+
+def committed_tx_json(raw: bytes) -> dict[str, Any]:
+    """A transaction of either kind, as committed in a block (already checked on the way in)."""
+    if tx_kind(raw) == "eth":
+        return eth_tx_json(decode_eth_transaction(raw))
+    env, tx = decode_envelope(raw)
+    return tx_json(env.tx_id, tx)
+
+
 def block_json(block: Block, with_txs: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"header": header_json(block.header)}
     if with_txs and block.header.height > 0:
-        txs = []
-        for raw in block.txs:
-            env, tx = decode_envelope(raw)
-            txs.append(tx_json(env.tx_id, tx))
-        out["transactions"] = txs
+        out["transactions"] = [committed_tx_json(raw) for raw in block.txs]
     cert = block.certificate
     if cert is not None:
         out["certificate"] = {

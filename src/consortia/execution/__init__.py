@@ -11,4 +11,5 @@ executor can import each other's leaf modules without cycles):
     sandbox     the Python contract sandbox and step meter
     contract    what contract source imports: Contract, ContractError, view
     errors      ExecutionError and its subclasses
+    evm/        the EVM (py-evm on overlays): Ethereum transactions, calls, the allowlist
 """

@@ -402,6 +402,12 @@ class SystemContext(Context):
         self._env.meter.charge(STEPS_PUT + ((len(key) + len(value)) >> 5))
         self._overlay.put(key, value)
 
+    def delete_record(self, key: bytes) -> None:
+        """Raises ContractError in a read-only context."""
+        self._writable("delete")
+        self._env.meter.charge(STEPS_PUT + (len(key) >> 5))
+        self._overlay.delete(key)
+
     def scan_records(self, prefix: bytes, limit: int = RANGE_ITEMS_MAX) -> list[tuple[bytes, bytes]]:
         meter = self._env.meter
         meter.charge(STEPS_RANGE)

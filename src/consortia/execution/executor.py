@@ -6,10 +6,15 @@ transaction overlay over the block overlay with a step meter, and keep its write
 succeeded. Nothing here reads the clock, the network or the disk; the same inputs give
 byte-identical receipts and writes on every node.
 
-Precondition: the caller has verified every transaction's signature against its signer
-certificate's key. The executor validates the certificate itself (CA, validity window at the
-block timestamp, revocation, role) because that depends on the config at this point of the
-block, which config transactions may change.
+Ethereum transactions (EthTransaction: sender recovered from its signature while decoding)
+share the block, the overlays and the state root: after the same duplicate check, the
+chain id and the sender's place on the EVM allowlist are checked, then the EVM
+(`execution.evm`) runs it on its own transaction overlay.
+
+Precondition: the caller has verified every native transaction's signature against its
+signer certificate's key. The executor validates the certificate itself (CA, validity
+window at the block timestamp, revocation, role) because that depends on the config at this
+point of the block, which config transactions may change.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from consortia.crypto import sha256
 from consortia.execution.context import (
@@ -32,6 +37,9 @@ from consortia.execution.context import (
 )
 from consortia.execution.contract import ContractError
 from consortia.execution.errors import NotAView, QueryFailed, UnknownContract, UnknownMethodError
+from consortia.execution.evm.layout import EvmStateError
+from consortia.execution.evm.outcome import EvmBlock, EvmOutcome, receipt_of
+from consortia.execution.evm.permissions import permitted_org
 from consortia.execution.genesis import config_from_state
 from consortia.execution.keys import CONFIG_KEY, is_contract_name, lifecycle_def_key
 from consortia.execution.overlay import Overlay
@@ -60,6 +68,10 @@ from consortia.types import (
     decode_value,
     encode,
 )
+from consortia.types.eth import EthTransaction, eth_chain_id
+
+if TYPE_CHECKING:
+    from consortia.execution.evm.machine import Evm
 
 COMPILED_CACHE_MAX = 256
 VALIDATOR_CACHE_MAX = 4
@@ -81,7 +93,7 @@ ValidatorFactory = Callable[[ChannelConfig], IdentityValidator]
 
 class TxInput(NamedTuple):
     tx_id: bytes
-    tx: Transaction
+    tx: Transaction | EthTransaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +122,7 @@ class Executor:
         self._compiled: OrderedDict[bytes, Invocable] = OrderedDict()
         self._compiled_max = max(1, compiled_cache_max)
         self._system: dict[str, NativeContract] = system_contracts()
+        self._evm: Evm | None = None
 
     # -- the block rule ----------------------------------------------------------------------
 
@@ -135,6 +148,15 @@ class Executor:
         receipts: list[Receipt] = []
         writes: list[Write] = []
         for index, (tx_id, tx) in enumerate(txs):
+            if isinstance(tx, EthTransaction):
+                duplicate = tx_id in seen or is_committed(tx_id)
+                seen.add(tx_id)
+                receipt, tx_writes = self._execute_eth(
+                    block, config, height, timestamp_ms, index, tx, duplicate
+                )
+                receipts.append(receipt)
+                writes.extend(tx_writes)
+                continue
             reason = self._invalid_reason(config, height, tx_id, tx, seen, is_committed)
             seen.add(tx_id)
             if reason is None:
@@ -224,6 +246,47 @@ class Executor:
         overlay.discard()
         return Receipt(tx_id, STATUS_FAILED, error, [], meter.used), []
 
+    def _execute_eth(
+        self,
+        block: Overlay,
+        config: ChannelConfig,
+        height: int,
+        timestamp_ms: int,
+        index: int,
+        tx: EthTransaction,
+        duplicate: bool,
+    ) -> tuple[Receipt, list[Write]]:
+        chain_id = eth_chain_id(config.chain_id, config.channel)
+        reason = None
+        if duplicate:
+            reason = "duplicate transaction"
+        elif tx.chain_id != chain_id:
+            reason = f"wrong chain id {tx.chain_id}; this channel is {chain_id}"
+        elif permitted_org(block, tx.sender) is None:
+            reason = f"account 0x{tx.sender.hex()} is not permitted to send transactions"
+        if reason is not None:
+            return Receipt(tx.hash, STATUS_INVALID, reason, [], 0), []
+        overlay = block.child()
+        try:
+            outcome = self.evm().apply(overlay, tx, EvmBlock(height, timestamp_ms // 1000, chain_id))
+        except EvmStateError as exc:
+            overlay.discard()
+            return Receipt(tx.hash, STATUS_FAILED, f"EvmStateError: {exc}", [], 0), []
+        if outcome.status == STATUS_INVALID:
+            overlay.discard()
+            return receipt_of(tx.hash, outcome), []
+        tx_writes = [Write(key, value, index) for key, value in overlay.writes()]
+        overlay.merge_into_parent()
+        return receipt_of(tx.hash, outcome), tx_writes
+
+    def evm(self) -> Evm:
+        """The EVM, loaded on first use (importing py-evm takes most of a second)."""
+        if self._evm is None:
+            from consortia.execution.evm.machine import Evm
+
+            self._evm = Evm()
+        return self._evm
+
     def _call(self, env: TxEnv, overlay: Overlay, contract: str, method: str, args: list[Any]) -> Any:
         """Run one top-level call with `args` it may own; views run read-only.
 
@@ -291,6 +354,28 @@ class Executor:
             raise QueryFailed(f"{type(exc).__name__}: {exc}") from exc
         except ContractError as exc:
             raise QueryFailed(f"ContractError: {exc}") from exc
+
+    def eth_call(
+        self,
+        state: StateReader,
+        config: ChannelConfig,
+        height: int,
+        timestamp_ms: int,
+        sender: bytes,
+        to: bytes | None,
+        data: bytes,
+        value: int = 0,
+        gas: int | None = None,
+    ) -> EvmOutcome:
+        """Run an EVM call read-only against `state` (eth_call, eth_estimateGas).
+
+        Anyone may call: no signature, nonce or allowlist. The outcome carries the return
+        data or the revert reason. Raises EvmStateError for malformed stored EVM records.
+        """
+        block = EvmBlock(height, timestamp_ms // 1000, eth_chain_id(config.chain_id, config.channel))
+        if gas is None:
+            return self.evm().call(state, block, sender, to, data, value)
+        return self.evm().call(state, block, sender, to, data, value, gas)
 
     # -- services for contexts (the Runtime protocol) ----------------------------------------
 

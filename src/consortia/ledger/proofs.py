@@ -17,7 +17,8 @@ from __future__ import annotations
 import msgspec
 
 from consortia.crypto import ZERO_HASH, sha256, verify_merkle_proof
-from consortia.types import CodecError, Envelope, Header, decode_canonical
+from consortia.types import CodecError, Header
+from consortia.types.eth import tx_id_of
 
 HASH_BYTES = 32
 KEY_BITS = 256
@@ -127,10 +128,10 @@ class TxProof(msgspec.Struct, array_like=True, frozen=True):
 
 
 def verify_tx_proof(header_tx_root: bytes, tx_bytes: bytes, proof: TxProof) -> bool:
-    """True when `tx_bytes` (an encoded envelope) is committed by `header_tx_root` as proven.
+    """True when `tx_bytes` (an envelope or Ethereum transaction) is committed by `header_tx_root`.
 
     Also checks that the proof's header carries that root, height and count, and that the
-    envelope's id is `proof.tx_id`. Never raises on a bad proof; it returns False.
+    transaction's id is `proof.tx_id`. Never raises on a bad proof; it returns False.
     """
     header = proof.header
     if header.tx_root != header_tx_root or header.height != proof.height:
@@ -138,9 +139,9 @@ def verify_tx_proof(header_tx_root: bytes, tx_bytes: bytes, proof: TxProof) -> b
     if header.tx_count != proof.tx_count:
         return False
     try:
-        envelope = decode_canonical(tx_bytes, Envelope)
+        tx_id = tx_id_of(tx_bytes)
     except CodecError:
         return False
-    if envelope.tx_id != proof.tx_id:
+    if tx_id != proof.tx_id:
         return False
     return verify_merkle_proof(header_tx_root, tx_bytes, proof.index, proof.tx_count, list(proof.siblings))

@@ -46,7 +46,8 @@ from consortia.ledger.errors import (
 from consortia.ledger.interface import StateReader, Write
 from consortia.ledger.proofs import HASH_BYTES, StateProof, TxProof
 from consortia.ledger.smt import SmtUpdate, SparseMerkleTree
-from consortia.types import Block, CodecError, Envelope, Header, Receipt, decode, decode_canonical, encode
+from consortia.types import Block, CodecError, Header, Receipt, decode, encode
+from consortia.types.eth import tx_id_of
 
 # LMDB refuses keys over 511 bytes; leave room for composite keys built on state keys.
 STATE_KEY_BYTES_MAX = 480
@@ -588,9 +589,9 @@ def _tx_ids(block: Block) -> list[bytes]:
     ids: list[bytes] = []
     for i, raw in enumerate(block.txs):
         try:
-            ids.append(decode_canonical(raw, Envelope).tx_id)
+            ids.append(tx_id_of(raw))
         except CodecError as exc:
-            raise InvalidBlock(f"transaction {i} is not an envelope: {exc}") from exc
+            raise InvalidBlock(f"transaction {i} is not a transaction: {exc}") from exc
     return ids
 
 

@@ -3,6 +3,11 @@
 Format, chain and channel, certificate (chains to a member CA, valid now, not revoked),
 replay (never committed, not already pending), then the signature. Signatures of all
 requests that arrive in one event-loop turn are verified together on every core.
+
+Ethereum transactions (told apart by their first byte, `types.eth.tx_kind`) are checked
+while decoding: canonical RLP, the channel's EIP-155 chain id, a low-s signature from which
+the sender is recovered. Then the sender must be on the EVM allowlist, the transaction hash
+must be new, and its nonce must not be below the account's committed nonce.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from dataclasses import dataclass
 
 from consortia.crypto import BatchVerifier, VerifyJob
 from consortia.types import CodecError, Envelope, Transaction, decode_envelope, tx_signing_bytes
+from consortia.types.eth import EthTransaction, EthTxError, decode_eth_transaction
+
+ETH_SUITE = "secp256k1-eth"  # the sender is the address recovered from the signature
 
 
 class AdmissionError(Exception):
@@ -29,9 +37,9 @@ class AdmissionError(Exception):
 class Admitted:
     tx_id: bytes
     raw: bytes
-    envelope: Envelope
-    tx: Transaction
-    sender: bytes
+    envelope: Envelope | None  # None: an Ethereum transaction, its signature checked in decoding
+    tx: Transaction | EthTransaction
+    sender: bytes  # certificate hash, or the Ethereum address
     suite: str
     public_key: bytes
 
@@ -41,6 +49,18 @@ def parse_envelope(raw: bytes) -> tuple[Envelope, Transaction]:
         return decode_envelope(raw)
     except CodecError as exc:
         raise AdmissionError(f"malformed transaction: {exc}", "malformed") from exc
+
+
+def parse_eth_transaction(raw: bytes, chain_id: int) -> EthTransaction:
+    """Decode an Ethereum transaction signed for `chain_id` and recover its sender.
+
+    Raises AdmissionError coded malformed, unsupported_tx_type, unprotected, bad_signature
+    or wrong_chain.
+    """
+    try:
+        return decode_eth_transaction(raw, chain_id)
+    except EthTxError as exc:
+        raise AdmissionError(str(exc), exc.code) from exc
 
 
 class SignatureBatcher:

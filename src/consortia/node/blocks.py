@@ -23,6 +23,7 @@ from consortia.types import (
     decode_envelope,
     encode,
 )
+from consortia.types.eth import decode_eth_transaction, tx_kind
 
 EXECUTED_CACHE_MAX = 64
 
@@ -117,6 +118,15 @@ class BlockProcessor:
         inputs: list[TxInput] = []
         jobs = []
         for raw in block.txs:
+            try:
+                if tx_kind(raw) == "eth":
+                    # Recovering the sender verifies the signature; the executor checks the
+                    # chain id (an invalid receipt, like a native wrong chain).
+                    eth_tx = decode_eth_transaction(raw)
+                    inputs.append(TxInput(eth_tx.hash, eth_tx))
+                    continue
+            except CodecError as exc:  # EthTxError is a CodecError
+                raise BlockRejected(f"malformed transaction in block: {exc}") from exc
             try:
                 env, tx = decode_envelope(raw)
             except CodecError as exc:

@@ -36,6 +36,9 @@ from consortia.consensus import (
 )
 from consortia.consensus.registry import make_engine, message_types
 from consortia.crypto import BatchVerifier, sha256
+from consortia.execution.evm.layout import read_account
+from consortia.execution.evm.outcome import TX_GAS_MAX
+from consortia.execution.evm.permissions import permitted_org
 from consortia.execution.executor import BlockOutcome, Executor, TxInput
 from consortia.execution.genesis import config_from_state
 from consortia.identity.msp import MSP, IdentityError
@@ -43,7 +46,15 @@ from consortia.identity.policy import required_orgs
 from consortia.ledger.errors import LedgerError
 from consortia.ledger.store import Ledger
 from consortia.mempool import Mempool, MempoolError, PooledTx, PoolLimits
-from consortia.node.admission import AdmissionError, Admitted, SignatureBatcher, parse_envelope, signature_job
+from consortia.node.admission import (
+    ETH_SUITE,
+    AdmissionError,
+    Admitted,
+    SignatureBatcher,
+    parse_envelope,
+    parse_eth_transaction,
+    signature_job,
+)
 from consortia.node.blocks import BlockProcessor, BlockRejected
 from consortia.node.engine_store import EngineStore
 from consortia.node.validators import validator_peers
@@ -58,6 +69,7 @@ from consortia.types import (
     decode,
     encode,
 )
+from consortia.types.eth import EthTransaction, eth_chain_id, tx_kind
 
 T = TypeVar("T")
 
@@ -133,7 +145,7 @@ class Node:
         self._batcher = SignatureBatcher(self._verifier)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="commit")
         self.blocks = BlockProcessor(ledger, self.executor, self._verifier)
-        self._pending: dict[bytes, Transaction] = {}
+        self._pending: dict[bytes, Transaction | EthTransaction] = {}
         self._waiters: dict[bytes, list[asyncio.Future[CommitInfo]]] = {}
         self._block_subscribers: set[asyncio.Queue[Block]] = set()
         self._event_subscribers: set[asyncio.Queue[tuple[int, bytes, Receipt]]] = set()
@@ -354,7 +366,7 @@ class Node:
         """
         try:
             admitted = self._check(raw)
-            ok = await self._batcher.verify(
+            ok = admitted.envelope is None or await self._batcher.verify(
                 signature_job(admitted.suite, admitted.public_key, admitted.envelope)
             )
             if not ok:
@@ -372,6 +384,12 @@ class Node:
         return admitted.tx_id
 
     def _check(self, raw: bytes) -> Admitted:
+        try:
+            kind = tx_kind(raw)
+        except CodecError as exc:
+            raise AdmissionError(f"malformed transaction: {exc}", "malformed") from exc
+        if kind == "eth":
+            return self._check_eth(raw)
         env, tx = parse_envelope(raw)
         cfg = self.config
         if tx.chain_id != cfg.chain_id:
@@ -390,6 +408,25 @@ class Node:
         if tx_id in self.mempool or self.ledger.has_tx(tx_id):
             raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
         return Admitted(tx_id, raw, env, tx, identity.caller.cert_hash, identity.suite, identity.public_key)
+
+    def _check_eth(self, raw: bytes) -> Admitted:
+        cfg = self.config
+        tx = parse_eth_transaction(raw, eth_chain_id(cfg.chain_id, cfg.channel))
+        sender = f"0x{tx.sender.hex()}"
+        state = self.ledger.state
+        if permitted_org(state, tx.sender) is None:
+            raise AdmissionError(f"account {sender} is not permitted to send transactions", "not_permitted")
+        if tx.gas > TX_GAS_MAX:
+            raise AdmissionError(f"gas limit {tx.gas} exceeds the maximum of {TX_GAS_MAX}", "gas_limit")
+        if tx.hash in self.mempool or self.ledger.has_tx(tx.hash):
+            raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
+        nonce = read_account(state, tx.sender).nonce
+        if tx.nonce < nonce:
+            raise AdmissionError(
+                f"nonce too low: account {sender} is at nonce {nonce}, transaction has {tx.nonce}",
+                "nonce_too_low",
+            )
+        return Admitted(tx.hash, raw, None, tx, tx.sender, ETH_SUITE, b"")
 
     def _admit(self, admitted: Admitted) -> None:
         if admitted.tx_id in self.mempool or self.ledger.has_tx(admitted.tx_id):

@@ -13,6 +13,11 @@ Updates are dicts with an "op":
     {"op": "update_crl", "org", "crl"}            replaces the org's CRLs with this one
     {"op": "set_block_limits", "txs_max", "bytes_max", "wait_ms"}   (any subset)
     {"op": "set_tx_steps_max", "tx_steps_max"}
+    {"op": "evm_permit", "address", "org"}        allow an EVM account, bound to a member org
+    {"op": "evm_revoke", "address"}               take an EVM account off the allowlist
+
+The two EVM ops change the allowlist records (`execution.evm.permissions`) rather than the
+config itself, but take the same path: same policy, and they bump the config sequence.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import msgspec
 
 from consortia.execution.context import Context, SystemContext
 from consortia.execution.contract import ContractError
+from consortia.execution.evm.layout import allow_key
+from consortia.execution.evm.permissions import PERMISSION_OPS, check_permission_update, permission_record
 from consortia.execution.keys import CONFIG_KEY, CONFIG_NEXT_PROPOSAL_KEY, config_proposal_key
 from consortia.execution.system.base import (
     NativeContract,
@@ -153,6 +160,8 @@ def apply_update(config: ChannelConfig, update: Any) -> ChannelConfig:
         config = replace(
             config, tx_steps_max=require_int(update["tx_steps_max"], "tx_steps_max", 1, LIMIT_MAX)
         )
+    elif op in PERMISSION_OPS:
+        check_permission_update(config, update)
     else:
         raise ContractError(f"unknown config op {op!r}")
     return replace(config, sequence=config.sequence + 1)
@@ -240,6 +249,12 @@ class Config(NativeContract):
         if applied:
             new = _checked(ctx, config, record["update"])
             ctx.put_record(CONFIG_KEY, encode(new))
+            if record["update"]["op"] in PERMISSION_OPS:
+                address, org = check_permission_update(config, record["update"])
+                if org is None:
+                    ctx.delete_record(allow_key(address))
+                else:
+                    ctx.put_record(allow_key(address), permission_record(org))
             record["status"] = STATUS_APPLIED
             ctx.emit("ConfigUpdated", {"id": record["id"], "sequence": new.sequence})
         ctx.put_record(config_proposal_key(record["id"]), encode_value(record))
