@@ -88,11 +88,13 @@ def deploy(
     orgs = [o.strip() for o in admins.split(",") if o.strip()]
     if not orgs:
         fail("--admins needs at least one organisation")
+    from consortia.identity.errors import IdentityError
+
     text = _read_source(source)
     with handled():
         try:
             out = deploy_contract(url, channel, crypto, orgs, name, version, text)
-        except (RuntimeError, OSError, ValueError) as exc:
+        except (RuntimeError, OSError, ValueError, IdentityError) as exc:
             fail(str(exc))
     if as_json:
         print_json(out)
@@ -100,53 +102,63 @@ def deploy(
         console.print(f"[green]deployed[/green] {name} v{version} at height {out['height']}")
 
 
+def _as_admin(
+    url: str, channel: str, crypto: Path | None, org: str, method: str, *args: str
+) -> dict[str, Any]:
+    """Submit one lifecycle call signed by ORG's admin; exits with a clear line on failure."""
+    from consortia.identity.errors import IdentityError
+    from consortia.identity.wallet import load_signing_identity
+    from consortia.sdk import Client
+
+    if crypto is None:
+        fail("--crypto is required")
+    try:
+        admin = load_signing_identity(crypto, org, f"admin@{org}")
+    except (OSError, ValueError, IdentityError) as exc:
+        fail(f"cannot load the admin identity of {org}: {exc}")
+    with handled(), Client(url, admin, channel) as client:
+        try:
+            out = client.invoke("lifecycle", method, *args)
+            _check(out, f"{method} by {org}")
+        except RuntimeError as exc:
+            fail(str(exc))
+    return out
+
+
+NAME_OPT = typer.Option(..., "--name")
+SOURCE_OPT = typer.Option(..., "--source")
+VERSION_OPT = typer.Option("1", "--version")
+ADMIN_ORG_OPT = typer.Option(..., "--org", help="The organisation whose admin signs.")
+
+
 @contract_app.command("approve")
 def approve(
-    name: str = typer.Option(..., "--name"),
-    source: Path = typer.Option(..., "--source"),
-    version: str = typer.Option("1", "--version"),
-    org: str = typer.Option(..., "--org"),
+    name: str = NAME_OPT,
+    source: Path = SOURCE_OPT,
+    version: str = VERSION_OPT,
+    org: str = ADMIN_ORG_OPT,
     url: str = URL_OPT,
     channel: str = CHANNEL_OPT,
     crypto: Path = CRYPTO_OPT,
 ) -> None:
     """Approve a contract's exact source as ORG's admin (one step of the lifecycle)."""
-    from consortia.identity.wallet import load_signing_identity
-    from consortia.sdk import Client
-
-    if crypto is None:
-        fail("--crypto is required")
     digest = hashlib.sha256(_read_source(source).encode()).hexdigest()
-    with handled(), Client(url, load_signing_identity(crypto, org, f"admin@{org}"), channel) as client:
-        try:
-            _check(client.invoke("lifecycle", "approve", name, version, digest), f"approval by {org}")
-        except RuntimeError as exc:
-            fail(str(exc))
+    _as_admin(url, channel, crypto, org, "approve", name, version, digest)
     console.print(f"[green]approved[/green] {name} v{version} ({digest[:16]}) for {org}")
 
 
 @contract_app.command("commit")
 def commit(
-    name: str = typer.Option(..., "--name"),
-    source: Path = typer.Option(..., "--source"),
-    version: str = typer.Option("1", "--version"),
-    org: str = typer.Option(..., "--org"),
+    name: str = NAME_OPT,
+    source: Path = SOURCE_OPT,
+    version: str = VERSION_OPT,
+    org: str = ADMIN_ORG_OPT,
     url: str = URL_OPT,
     channel: str = CHANNEL_OPT,
     crypto: Path = CRYPTO_OPT,
 ) -> None:
     """Commit a contract once enough organisations approved it."""
-    from consortia.identity.wallet import load_signing_identity
-    from consortia.sdk import Client
-
-    if crypto is None:
-        fail("--crypto is required")
-    with handled(), Client(url, load_signing_identity(crypto, org, f"admin@{org}"), channel) as client:
-        try:
-            out = client.invoke("lifecycle", "commit", name, version, _read_source(source))
-            _check(out, "commit")
-        except RuntimeError as exc:
-            fail(str(exc))
+    out = _as_admin(url, channel, crypto, org, "commit", name, version, _read_source(source))
     console.print(f"[green]committed[/green] {name} v{version} at height {out['height']}")
 
 
