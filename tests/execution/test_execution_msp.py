@@ -50,3 +50,33 @@ def test_real_certificates_of_an_unknown_org_are_invalid(crypto_dir: Path) -> No
     receipt = chain.call(stranger.cert_der, "token", "issue", "org3/admin@org3", 1)
     assert (receipt.status, receipt.error) == (STATUS_INVALID, "invalid identity: unknown_issuer")
     assert receipt.status != STATUS_OK
+
+
+def test_validator_membership_changes_through_config_proposals(crypto_dir: Path) -> None:
+    """Adding and removing a consensus validator is a config transaction under the admin policy."""
+    orgs = ["org1", "org2", "org3"]
+    config = channel_config_from_crypto(crypto_dir, orgs, "test-chain", "main", engine="raft")
+    chain = Chain(config, validator_factory=MSP, start_ms=ISSUED_MS + 3_600_000)
+    admins = {o: load_signing_identity(crypto_dir, o, f"admin@{o}").cert_der for o in orgs}
+    node2 = (crypto_dir / "orgs" / "org2" / "nodes" / "peer0.org2" / "signcert.pem").read_bytes()
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    node2_der = x509.load_pem_x509_certificate(node2).public_bytes(Encoding.DER)
+    add = {"op": "add_validator", "name": "peer0.org2", "org": "org2", "cert": node2_der, "address": "h2:7051"}
+    assert chain.ok(admins["org1"], "config", "propose", add) == 1
+    assert chain.ok(admins["org3"], "config", "approve", 1) is True  # 2 of 3 orgs: applied
+    assert [(v.name, v.org, v.address) for v in chain.config.consensus.validators] == [
+        ("peer0.org2", "org2", "h2:7051")
+    ]
+    # A certificate listed under the wrong org, an admin's certificate, or a duplicate name is refused.
+    wrong_org = dict(add, name="peer1", org="org1")
+    assert "certificate belongs to 'org2'" in chain.call(admins["org1"], "config", "propose", wrong_org).error
+    not_node = dict(add, name="peer2", cert=admins["org2"])
+    assert "not a node certificate" in chain.call(admins["org1"], "config", "propose", not_node).error
+    assert "already exists" in chain.call(admins["org1"], "config", "propose", add).error
+    # The last validator cannot be removed; an unknown one is an error.
+    last = {"op": "remove_validator", "name": "peer0.org2"}
+    assert "last validator" in chain.call(admins["org1"], "config", "propose", last).error
+    gone = {"op": "remove_validator", "name": "nobody"}
+    assert "no validator" in chain.call(admins["org1"], "config", "propose", gone).error

@@ -34,7 +34,7 @@ from consortia.execution.keys import composite_key as _composite_key
 from consortia.execution.keys import split_composite_key as _split_composite_key
 from consortia.execution.overlay import Overlay
 from consortia.execution.sandbox import CallDepthExceeded
-from consortia.types import Caller, ChannelConfig, CodecError, Event, decode, encode_value
+from consortia.types import Caller, ChannelConfig, CodecError, Event, Validator, decode, encode_value
 
 STEPS_GET = 10
 STEPS_PUT = 20
@@ -83,6 +83,10 @@ class Runtime(Protocol):
 
     def config_problem(self, config: ChannelConfig) -> str | None:
         """Why identities could not be validated under `config` (an error code), or None."""
+        ...
+
+    def validator_problem(self, config: ChannelConfig, validator: Validator, at_ms: int) -> str | None:
+        """Why `validator` could not sign blocks under `config` at `at_ms`, or None."""
         ...
 
 

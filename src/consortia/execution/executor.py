@@ -65,6 +65,7 @@ from consortia.types import (
     CodecError,
     Receipt,
     Transaction,
+    Validator,
     decode_value,
     encode,
 )
@@ -409,6 +410,18 @@ class Executor:
             self._validator(config)
         except IdentityError as exc:
             return exc.code
+        return None
+
+    def validator_problem(self, config: ChannelConfig, validator: Validator, at_ms: int) -> str | None:
+        """Why `validator` cannot sign blocks under `config` at `at_ms`, or None."""
+        try:
+            caller = self._validator(config).validate(validator.cert, at_ms).caller
+        except IdentityError as exc:
+            return exc.code
+        if caller.role != "node":
+            return "not a node certificate"
+        if caller.org != validator.org:
+            return f"certificate belongs to {caller.org!r}"
         return None
 
     def _validator(self, config: ChannelConfig) -> IdentityValidator:

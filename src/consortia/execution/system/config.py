@@ -39,7 +39,7 @@ from consortia.execution.system.base import (
     require_int,
     require_str,
 )
-from consortia.types import ChannelConfig, OrgConfig, Policy, decode_value, encode, encode_value
+from consortia.types import ChannelConfig, OrgConfig, Policy, Validator, decode_value, encode, encode_value
 
 ORG_NAME_CHARS_MAX = 64
 POLICY_NAME_CHARS_MAX = 64
@@ -96,6 +96,9 @@ def _org_name(value: Any, what: str) -> str:
     if "/" in name:
         raise ContractError(f"{what} may not contain '/'")
     return name
+
+
+VALIDATOR_NAME_CHARS_MAX = 64
 
 
 def apply_update(config: ChannelConfig, update: Any) -> ChannelConfig:
@@ -160,6 +163,27 @@ def apply_update(config: ChannelConfig, update: Any) -> ChannelConfig:
         config = replace(
             config, tx_steps_max=require_int(update["tx_steps_max"], "tx_steps_max", 1, LIMIT_MAX)
         )
+    elif op == "add_validator":
+        _fields(update, ("name", "org", "cert"), ("address",))
+        name = require_str(update["name"], "name", VALIDATOR_NAME_CHARS_MAX)
+        member = _org_name(update["org"], "org")
+        if config.org(member) is None:
+            raise ContractError(f"no org {member!r}")
+        if any(v.name == name for v in config.consensus.validators):
+            raise ContractError(f"validator {name!r} already exists")
+        cert = _der_list([update["cert"]], "cert", 1)[0]
+        address = require_str(update.get("address", ""), "address", 256) if update.get("address") else ""
+        validators = sorted([*config.consensus.validators, Validator(name, member, cert, address)], key=_by_name)
+        config = replace(config, consensus=replace(config.consensus, validators=validators))
+    elif op == "remove_validator":
+        _fields(update, ("name",))
+        name = require_str(update["name"], "name", VALIDATOR_NAME_CHARS_MAX)
+        kept = [v for v in config.consensus.validators if v.name != name]
+        if len(kept) == len(config.consensus.validators):
+            raise ContractError(f"no validator {name!r}")
+        if not kept:
+            raise ContractError("cannot remove the last validator")
+        config = replace(config, consensus=replace(config.consensus, validators=kept))
     elif op in PERMISSION_OPS:
         check_permission_update(config, update)
     else:
@@ -167,11 +191,21 @@ def apply_update(config: ChannelConfig, update: Any) -> ChannelConfig:
     return replace(config, sequence=config.sequence + 1)
 
 
+def _by_name(v: Validator) -> str:
+    return v.name
+
+
 def _checked(ctx: SystemContext, config: ChannelConfig, update: Any) -> ChannelConfig:
     new = apply_update(config, update)
     problem = ctx.env.runtime.config_problem(new)
     if problem is not None:
         raise ContractError(f"the updated config is unusable: {problem}")
+    added = [v for v in new.consensus.validators if v not in config.consensus.validators]
+    for v in added:
+        # A validator must hold a valid node certificate of the org it is listed under.
+        problem = ctx.env.runtime.validator_problem(new, v, ctx.timestamp_ms)
+        if problem is not None:
+            raise ContractError(f"validator {v.name!r} is not acceptable: {problem}")
     return new
 
 
