@@ -63,7 +63,13 @@ def test_validator_membership_changes_through_config_proposals(crypto_dir: Path)
     from cryptography.hazmat.primitives.serialization import Encoding
 
     node2_der = x509.load_pem_x509_certificate(node2).public_bytes(Encoding.DER)
-    add = {"op": "add_validator", "name": "peer0.org2", "org": "org2", "cert": node2_der, "address": "h2:7051"}
+    add = {
+        "op": "add_validator",
+        "name": "peer0.org2",
+        "org": "org2",
+        "cert": node2_der,
+        "address": "h2:7051",
+    }
     assert chain.ok(admins["org1"], "config", "propose", add) == 1
     assert chain.ok(admins["org3"], "config", "approve", 1) is True  # 2 of 3 orgs: applied
     assert [(v.name, v.org, v.address) for v in chain.config.consensus.validators] == [

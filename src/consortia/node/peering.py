@@ -62,6 +62,7 @@ class Peering:
         await self.net.start()
         self.node.transport = self.net
         self.node.on_admitted = self._queue_gossip
+        self.node.on_config_changed = lambda config: self.net.update_config(config, self.node.msp)
         self._tasks = [asyncio.create_task(self._heights(), name="peer-heights")]
 
     async def close(self) -> None:

@@ -137,6 +137,7 @@ class Node:
         self.engine_store = engine_store
         self.transport: Transport | None = None
         self.on_admitted: Callable[[bytes], None] | None = None  # e.g. gossip to other validators
+        self.on_config_changed: Callable[[ChannelConfig], None] | None = None  # e.g. re-dial peers
         self.halted: str | None = None  # why the node stopped producing (a bug or a bad block)
         self._seed = seed if seed is not None else int.from_bytes(sha256(name.encode())[:8], "big")
         self.engine: Engine = self._make_engine()
@@ -326,6 +327,8 @@ class Node:
             old_validators = self.config.consensus.validators
             self.config = outcome.config
             self.msp = MSP(self.config)
+            if self.on_config_changed is not None:
+                self.on_config_changed(self.config)
             reconfigure = getattr(self.engine, "reconfigure", None)
             if reconfigure is not None and self.config.consensus.validators != old_validators:
                 for action in reconfigure(tuple(validator_peers(self.config))):

@@ -173,7 +173,9 @@ def apply_update(config: ChannelConfig, update: Any) -> ChannelConfig:
             raise ContractError(f"validator {name!r} already exists")
         cert = _der_list([update["cert"]], "cert", 1)[0]
         address = require_str(update.get("address", ""), "address", 256) if update.get("address") else ""
-        validators = sorted([*config.consensus.validators, Validator(name, member, cert, address)], key=_by_name)
+        validators = sorted(
+            [*config.consensus.validators, Validator(name, member, cert, address)], key=_by_name
+        )
         config = replace(config, consensus=replace(config.consensus, validators=validators))
     elif op == "remove_validator":
         _fields(update, ("name",))
