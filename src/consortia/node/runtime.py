@@ -329,10 +329,13 @@ class Node:
             self.msp = MSP(self.config)
             if self.on_config_changed is not None:
                 self.on_config_changed(self.config)
-            reconfigure = getattr(self.engine, "reconfigure", None)
-            if reconfigure is not None and self.config.consensus.validators != old_validators:
-                for action in reconfigure(tuple(validator_peers(self.config))):
-                    self._perform(action)
+            if self.config.consensus.validators != old_validators:
+                reconfigure = getattr(self.engine, "reconfigure", None)
+                if reconfigure is not None:
+                    for action in reconfigure(tuple(validator_peers(self.config))):
+                        self._perform(action)
+                else:  # engines with a fixed committee restart from their persisted state
+                    self.engine = self._make_engine()
         self.stats.blocks += 1
         self.stats.committed_txs += len(tx_ids)
         height = block.header.height
