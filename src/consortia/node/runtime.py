@@ -526,7 +526,3 @@ def open_ledger_with_genesis(data_dir: Path, genesis: Block) -> Ledger:
             ledger.close()
             raise ValueError("the ledger in the data directory was created from a different genesis block")
     return ledger
-
-
-def genesis_hash_hex(genesis: Block) -> str:
-    return sha256(encode(genesis.header)).hex()
