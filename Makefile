@@ -28,7 +28,7 @@ unit: venv
 test: lint unit
 
 bench: venv
-	$(BIN)/consortia bench --txs 20000
+	$(BIN)/consortia bench --suite docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
