@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +82,8 @@ def run_suite(page: Path, command: str, say: Callable[[str], None] = print) -> N
     started = time.monotonic()
     assets = page.parent / page.stem
     profiling = py_spy() is not None
+    # The raw stacks are large and change every run: only their summary goes on the page.
+    profiles = Path(tempfile.mkdtemp(prefix="consortia-bench-profiles-"))
     outcomes: list[tuple[Case, Outcome]] = []
     for case in CASES:
         options = BenchOptions(
@@ -87,7 +91,7 @@ def run_suite(page: Path, command: str, say: Callable[[str], None] = print) -> N
             rate=case.rate,
             duration_s=case.duration_s,
             ramp=case.ramp,
-            profile_dir=assets / "profiles" if case.profile and profiling else None,
+            profile_dir=profiles if case.profile and profiling else None,
         )
         with stand_up(case.engine, 4) as target:
             outcomes.append((case, bench_target(target, f"{case.engine} {case.workload}", options, say)))
@@ -96,6 +100,7 @@ def run_suite(page: Path, command: str, say: Callable[[str], None] = print) -> N
         for n in SIM_NODES:
             say(f"simulating {engine} with {n} nodes...")
             scale.append(run_scale(engine, n))
+    shutil.rmtree(profiles, ignore_errors=True)
     old = page.read_text() if page.exists() else ""
     kept = ANALYSIS.search(old)
     analysis = kept.group(0) if kept else "<!-- analysis -->\n(no analysis written yet)\n<!-- /analysis -->"
@@ -179,9 +184,10 @@ def render(
         "submitted transaction is looked up in the committed blocks: `lost` counts those admitted but",
         "never committed, `rejected` those refused at admission. TPS is committed transactions over the",
         "time from the first submission to the last commit (Hyperledger Caliper's definition). A ramp",
-        "step is sustainable when nothing is rejected or lost, p99 stays under the bound and the last",
-        "commit lands within the bound of the end of the load; the ramp then runs 80% of the maximum",
-        "for the full duration (the confirmation run, which the results table shows).",
+        "step is sustainable when nothing is rejected or lost, p99 stays under the bound, the last",
+        "commit lands within the bound of the end of the load and the median latency does not climb",
+        "during the step; the ramp then runs 80% of the maximum for the full duration (the",
+        "confirmation run, which the results table shows).",
         "",
         "## Targets",
         "",
