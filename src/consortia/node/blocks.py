@@ -49,6 +49,8 @@ class BlockProcessor:
         self.executor = executor
         self.verifier = verifier
         self._executed: OrderedDict[bytes, Executed] = OrderedDict()
+        self._msp_cached: MSP | None = None
+        self._msp_config: ChannelConfig | None = None
 
     def build(
         self,
@@ -113,8 +115,16 @@ class BlockProcessor:
         self._remember(executed)
         return executed
 
+    def _msp(self, config: ChannelConfig) -> MSP:
+        """One MSP per channel config, so parsed and chain-checked certificates stay cached."""
+        cached = self._msp_cached
+        if cached is None or self._msp_config is not config:
+            cached = MSP(config) if cached is None else cached.with_config(config)
+            self._msp_cached, self._msp_config = cached, config
+        return cached
+
     def _verified_inputs(self, config: ChannelConfig, block: Block) -> list[TxInput]:
-        msp = MSP(config)
+        msp = self._msp(config)
         inputs: list[TxInput] = []
         jobs = []
         for raw in block.txs:
