@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 
 console = Console()
 err_console = Console(stderr=True)
-
-T = TypeVar("T")
 
 URL_OPT = typer.Option("http://127.0.0.1:7050", "--url", envvar="CONSORTIA_URL", help="Node API URL.")
 CHANNEL_OPT = typer.Option("main", "--channel", envvar="CONSORTIA_CHANNEL", help="Channel name.")
@@ -92,9 +90,3 @@ def parse_args(values: list[str]) -> list[Any]:
             fail(f"argument {v!r}: {exc}")
         out.append(parsed)
     return out
-
-
-def run_callable(fn: Callable[[], T]) -> T:
-    with handled():
-        return fn()
-    raise AssertionError("unreachable")  # pragma: no cover

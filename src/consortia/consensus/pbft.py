@@ -707,6 +707,17 @@ class PbftEngine:
             self._out.append(Send(sender, slot.my_prepare))
         self._out.append(Send(sender, slot.my_commit))
 
+    def _already_voted(self, held: Prepare | Commit | None, m: Prepare | Commit) -> bool:
+        """True when the sender already voted in this slot: a repeat is stale, a different
+        vote is equivocation; either way the new message is not counted."""
+        if held is None:
+            return False
+        if held == m:
+            self._stale += 1
+        else:
+            self._drop("equivocation")
+        return True
+
     def _on_prepare(self, sender: str, m: Prepare) -> None:
         if sender == self._primary():
             self._drop("prepare_from_primary")
@@ -716,12 +727,7 @@ class PbftEngine:
         if not self._vote_in_window(m.seq):
             return
         slot = self._slot(m.seq)
-        held = slot.prepares.get(sender)
-        if held is not None:
-            if held == m:
-                self._stale += 1
-            else:
-                self._drop("equivocation")
+        if self._already_voted(slot.prepares.get(sender), m):
             return
         if not self._c.verify(sender, prepare_bytes(m.view, m.seq, m.digest), m.signature):
             self._drop("bad_signature")
@@ -735,12 +741,7 @@ class PbftEngine:
         if not self._vote_in_window(m.seq):
             return
         slot = self._slot(m.seq)
-        held = slot.commits.get(sender)
-        if held is not None:
-            if held == m:
-                self._stale += 1
-            else:
-                self._drop("equivocation")
+        if self._already_voted(slot.commits.get(sender), m):
             return
         peer = self._c.by_name[sender]
         if not peer.verify(commit_bytes(m.view, m.seq, m.digest, m.commit_signature), m.signature):
