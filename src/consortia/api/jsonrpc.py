@@ -29,7 +29,7 @@ from consortia.execution.evm.permissions import parse_address
 from consortia.node.admission import AdmissionError
 from consortia.node.runtime import Node
 from consortia.types import STATUS_OK, Block, CodecError, Receipt
-from consortia.types.eth import decode_eth_transaction, eth_chain_id, keccak256, tx_kind
+from consortia.types.eth import decode_eth_transaction, eth_chain_id_of, keccak256, tx_kind
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -160,8 +160,7 @@ class JsonRpc:
 
     @property
     def _chain_id(self) -> int:
-        cfg = self.node.config
-        return eth_chain_id(cfg.chain_id, cfg.channel)
+        return eth_chain_id_of(self.node.config)
 
     def _check_block(self, params: list[Any], index: int) -> None:
         tag = params[index] if len(params) > index else "latest"

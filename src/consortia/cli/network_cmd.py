@@ -4,6 +4,11 @@
 organisation (peers addressed by host name, so the same files work across machines),
 starts one node process per organisation, waits until every node is healthy and agrees on
 the chain head, then records the processes in `DIR/network.json` and returns.
+
+Each organisation's client (`client0@<org>`) gets an Ethereum key at
+`DIR/crypto/orgs/<org>/users/client0@<org>/eth.key` whose account the genesis block puts on
+the channel's EVM allowlist, so wallets and tools can use the network at once; `status`
+lists every node's JSON-RPC URLs, the channel's Ethereum chain id and those key files.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ network_app = typer.Typer(help="Run a whole consortium network on this machine."
 
 ENGINES = ("solo", "raft", "pbft")
 STATE_FILE = "network.json"
+GENESIS_FILE = "genesis.block"
+CRYPTO_DIR = "crypto"
 
 
 @dataclass
@@ -57,11 +64,16 @@ def create_network(
     channel: str = "main",
     wait_ms: int = 50,
     hostnames: list[str] | None = None,
+    eth_chain_id: int | None = None,
 ) -> list[NodeEntry]:
     """Write crypto, genesis and every node's config under `base`; start nothing.
 
     Nodes bind `host`; peers reach each other at `hostname` (or `hostnames[i]` for the i-th
-    organisation's node), so the files also describe nodes on different machines.
+    organisation's node), so the files also describe nodes on different machines. The
+    channel's Ethereum chain id is `eth_chain_id`, or derived from `chain_id` and `channel`
+    when None; every client's Ethereum account is on the genesis EVM allowlist.
+    Raises ValueError for an unknown engine, IdentityError (e.g. BadArgument for a chain
+    id outside 1..2**53 - 1) and OSError.
     """
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -74,7 +86,7 @@ def create_network(
 
     if consensus not in ENGINES:
         raise ValueError(f"--consensus must be one of {', '.join(ENGINES)}")
-    crypto = base / "crypto"
+    crypto = base / CRYPTO_DIR
     generate_consortium(crypto, orgs)
     ports = ports or [(free_port(host), free_port(host)) for _ in orgs]
     names = [f"peer0.{org}" for org in orgs]
@@ -84,7 +96,9 @@ def create_network(
         pem = (crypto / "orgs" / org / "nodes" / name / "signcert.pem").read_bytes()
         der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
         validators.append(Validator(name, org, der, f"{peer_host}:{p2p_port}"))
-    config = channel_config_from_crypto(crypto, orgs, chain_id, channel, engine=consensus)
+    config = channel_config_from_crypto(
+        crypto, orgs, chain_id, channel, engine=consensus, eth_chain_id=eth_chain_id
+    )
     if consensus == "solo":
         validators = validators[:1]
     policies = dict(config.policies)
@@ -100,7 +114,7 @@ def create_network(
         policies=policies,
         block=BlockLimits(wait_ms=wait_ms),
     )
-    genesis = base / "genesis.block"
+    genesis = base / GENESIS_FILE
     write_genesis(build_genesis(config, int(time.time() * 1000)), genesis)
     entries = []
     members = orgs if consensus != "solo" else orgs[:1]
@@ -175,11 +189,70 @@ def start_network(
     return procs
 
 
+def jsonrpc_urls(api: str) -> tuple[str, str]:
+    """The Ethereum JSON-RPC URLs of a node whose API is at `api`: HTTP and WebSocket."""
+    scheme, sep, rest = api.rstrip("/").partition("://")
+    ws_scheme = "wss" if scheme == "https" else "ws"
+    return f"{api.rstrip('/')}/jsonrpc", f"{ws_scheme}{sep}{rest}/jsonrpc"
+
+
+def eth_accounts(base: Path) -> list[dict[str, str]]:
+    """The Ethereum accounts of the network's client identities, by org then identity:
+    org, identity, address (EIP-55), key (path of the 0600 private key file) and
+    address_file. Empty when `base` holds no crypto material."""
+    from consortia.identity.ethkeys import ETH_ADDRESS, ETH_KEY, org_eth_accounts
+    from consortia.types.eth import checksum_address
+
+    orgs_dir = base / CRYPTO_DIR / "orgs"
+    if not orgs_dir.is_dir():
+        return []
+    out = []
+    for org in sorted(p.name for p in orgs_dir.iterdir() if p.is_dir()):
+        for name, address in org_eth_accounts(base / CRYPTO_DIR, org):
+            user = orgs_dir / org / "users" / name
+            out.append(
+                {
+                    "org": org,
+                    "identity": name,
+                    "address": checksum_address(address),
+                    "key": str((user / ETH_KEY).resolve()),
+                    "address_file": str((user / ETH_ADDRESS).resolve()),
+                }
+            )
+    return out
+
+
+def network_eth_chain_id(base: Path) -> int | None:
+    """The Ethereum chain id of the network's channel, read from its genesis block."""
+    from consortia.node.genesis import GenesisError, read_genesis
+    from consortia.types import ChannelConfig, decode
+    from consortia.types.eth import eth_chain_id_of
+
+    try:
+        genesis = read_genesis(base / GENESIS_FILE)
+    except GenesisError:
+        return None
+    return eth_chain_id_of(decode(genesis.txs[0], ChannelConfig))
+
+
+def network_report(base: Path, consensus: str, entries: list[NodeEntry]) -> dict[str, Any]:
+    """What `network up` and `network status` print: nodes, chain id, Ethereum accounts."""
+    return {
+        "consensus": consensus,
+        "eth_chain_id": network_eth_chain_id(base),
+        "nodes": [node_status(e) for e in entries],
+        "eth_accounts": eth_accounts(base),
+    }
+
+
 def node_status(entry: NodeEntry, channel: str = "main") -> dict[str, Any]:
+    jsonrpc, jsonrpc_ws = jsonrpc_urls(entry.api)
     out: dict[str, Any] = {
         "name": entry.name,
         "org": entry.org,
         "api": entry.api,
+        "jsonrpc": jsonrpc,
+        "jsonrpc_ws": jsonrpc_ws,
         "p2p": entry.p2p,
         "pid": entry.pid,
         "alive": _alive(entry.pid),
@@ -259,9 +332,25 @@ def up(
     orgs: int = typer.Option(4, "--orgs", help="Number of organisations (one node each)."),
     consensus: str = typer.Option("pbft", "--consensus", help="solo, raft or pbft."),
     dir: Path = typer.Option(..., "--dir", help="Directory for the whole network (must not exist yet)."),
+    eth_chain_id: int | None = typer.Option(
+        None,
+        "--eth-chain-id",
+        help="EIP-155 chain id wallets sign for, 1..2**53-1 (default: derived from the channel).",
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Generate crypto and config, start one node per organisation, wait for consensus."""
+    """Generate crypto and config, start one node per organisation, wait for consensus.
+
+    Each organisation's client gets an Ethereum key already on the channel's allowlist.
+    """
+    from consortia.identity.errors import IdentityError
+    from consortia.types.eth import BadEthChainId, check_eth_chain_id
+
+    if eth_chain_id is not None:
+        try:
+            check_eth_chain_id(eth_chain_id)
+        except BadEthChainId as exc:
+            fail(f"--eth-chain-id: {exc}")
     if orgs < 1 or orgs > 64:
         fail("--orgs must be within 1..64")
     if consensus == "pbft" and orgs < 4:
@@ -270,32 +359,38 @@ def up(
         fail(f"{dir} already holds a network; run `consortia network down --dir {dir}` or pick another")
     try:
         with console.status(f"starting a {orgs}-organisation {consensus} network..."):
-            entries = create_network(dir, _orgs(orgs), consensus)
+            entries = create_network(dir, _orgs(orgs), consensus, eth_chain_id=eth_chain_id)
             try:
                 start_network(dir, entries)
             finally:
                 save_state(dir, consensus, entries)
+    except IdentityError as exc:
+        fail(str(exc))
     except (RuntimeError, ValueError, OSError) as exc:
         logs = dir / "nodes"
         fail(f"{exc}\n(see the node logs under {logs}; stop with `consortia network down --dir {dir}`)")
+    report = network_report(dir, consensus, entries)
     if as_json:
-        print_json({"consensus": consensus, "nodes": [node_status(e) for e in entries]})
+        print_json(report)
         return
-    _print_status(consensus, [node_status(e) for e in entries])
+    _print_status(report)
 
 
 @network_app.command("status")
 def status(dir: Path = typer.Option(..., "--dir"), as_json: bool = JSON_OPT) -> None:
-    """Height, head, state root, leader/view and peers of every node."""
+    """Height, head, state root, leader/view, peers and JSON-RPC URLs of every node; the
+    Ethereum chain id and each organisation's Ethereum key file."""
+    from consortia.identity.errors import IdentityError
+
     try:
         consensus, entries = load_state(dir)
-    except ValueError as exc:
+        report = network_report(dir, consensus, entries)
+    except (ValueError, IdentityError) as exc:
         fail(str(exc))
-    nodes = [node_status(e) for e in entries]
     if as_json:
-        print_json({"consensus": consensus, "nodes": nodes})
+        print_json(report)
     else:
-        _print_status(consensus, nodes)
+        _print_status(report)
 
 
 @network_app.command("down")
@@ -308,8 +403,9 @@ def down(dir: Path = typer.Option(..., "--dir")) -> None:
     console.print(f"stopped {len(stopped)} node(s)")
 
 
-def _print_status(consensus: str, nodes: list[dict[str, Any]]) -> None:
-    table = Table(title=f"{consensus} network")
+def _print_status(report: dict[str, Any]) -> None:
+    nodes: list[dict[str, Any]] = report["nodes"]
+    table = Table(title=f"{report['consensus']} network")
     for col in ("node", "api", "height", "head", "state root", "leader", "view/term", "peers"):
         table.add_column(col)
     for n in nodes:
@@ -327,3 +423,14 @@ def _print_status(consensus: str, nodes: list[dict[str, Any]]) -> None:
             str(len(n.get("peers", []))),
         )
     console.print(table)
+    if nodes:
+        console.print(f"Ethereum JSON-RPC: {nodes[0]['jsonrpc']} (WebSocket {nodes[0]['jsonrpc_ws']})")
+    if report["eth_chain_id"] is not None:
+        console.print(f"Ethereum chain id: {report['eth_chain_id']}")
+    accounts = Table(title="Ethereum accounts on the allowlist at genesis")
+    for col in ("org", "address", "private key file"):
+        accounts.add_column(col)
+    for a in report["eth_accounts"]:
+        accounts.add_row(a["org"], a["address"], a["key"])
+    if report["eth_accounts"]:
+        console.print(accounts)

@@ -24,15 +24,23 @@ def init_single_node(
     host: str = "127.0.0.1",
     suite: str = "ed25519",
     wait_ms: int = 50,
+    eth_chain_id: int | None = None,
 ) -> Path:
-    """Write `out/genesis.block` and `out/<node>/node.toml`; returns the node.toml path."""
+    """Write `out/genesis.block` and `out/<node>/node.toml`; returns the node.toml path.
+
+    The channel's Ethereum chain id is `eth_chain_id` (derived when None) and the orgs'
+    client Ethereum accounts start on its EVM allowlist. Raises IdentityError (e.g.
+    BadArgument for a chain id outside 1..2**53 - 1), GenesisError and OSError.
+    """
     import msgspec
 
     from consortia.identity.genesis import channel_config_from_crypto
     from consortia.node.genesis import build_genesis, write_genesis
     from consortia.types import BlockLimits
 
-    config = channel_config_from_crypto(crypto, orgs, chain_id, channel, suite=suite, engine="solo")
+    config = channel_config_from_crypto(
+        crypto, orgs, chain_id, channel, suite=suite, engine="solo", eth_chain_id=eth_chain_id
+    )
     config = msgspec.structs.replace(config, block=BlockLimits(wait_ms=wait_ms))
     out.mkdir(parents=True, exist_ok=True)
     genesis_path = out / "genesis.block"
@@ -67,8 +75,22 @@ def init(
     chain_id: str = typer.Option("consortia-dev", "--chain-id"),
     port: int = typer.Option(7050, "--port"),
     suite: str = typer.Option("ed25519", "--suite", help="Signature suite: ed25519, secp256k1, p256."),
+    eth_chain_id: int | None = typer.Option(
+        None,
+        "--eth-chain-id",
+        help="EIP-155 chain id wallets sign for, 1..2**53-1 (default: derived from the channel).",
+    ),
 ) -> None:
     """Create a single-node (Solo) channel: genesis block plus node.toml."""
+    from consortia.identity.errors import IdentityError
+    from consortia.node.genesis import GenesisError
+    from consortia.types.eth import BadEthChainId, check_eth_chain_id
+
+    if eth_chain_id is not None:
+        try:
+            check_eth_chain_id(eth_chain_id)
+        except BadEthChainId as exc:
+            fail(f"--eth-chain-id: {exc}")
     names = [o.strip() for o in orgs.split(",") if o.strip()]
     if not names:
         fail("--orgs needs at least one organisation")
@@ -76,8 +98,10 @@ def init(
     if owner not in names:
         fail(f"--org {owner} is not one of --orgs")
     try:
-        path = init_single_node(crypto, names, out, owner, channel, chain_id, port, suite=suite)
-    except (OSError, ValueError) as exc:
+        path = init_single_node(
+            crypto, names, out, owner, channel, chain_id, port, suite=suite, eth_chain_id=eth_chain_id
+        )
+    except (IdentityError, GenesisError, OSError, ValueError) as exc:
         fail(str(exc))
     console.print(f"[green]node config[/green] {path}\nstart it with: consortia node start --config {path}")
 

@@ -69,7 +69,7 @@ from consortia.types import (
     decode_value,
     encode,
 )
-from consortia.types.eth import EthTransaction, eth_chain_id
+from consortia.types.eth import EthTransaction, eth_chain_id_of
 
 if TYPE_CHECKING:
     from consortia.execution.evm.machine import Evm
@@ -257,7 +257,7 @@ class Executor:
         tx: EthTransaction,
         duplicate: bool,
     ) -> tuple[Receipt, list[Write]]:
-        chain_id = eth_chain_id(config.chain_id, config.channel)
+        chain_id = eth_chain_id_of(config)
         reason = None
         if duplicate:
             reason = "duplicate transaction"
@@ -373,7 +373,7 @@ class Executor:
         Anyone may call: no signature, nonce or allowlist. The outcome carries the return
         data or the revert reason. Raises EvmStateError for malformed stored EVM records.
         """
-        block = EvmBlock(height, timestamp_ms // 1000, eth_chain_id(config.chain_id, config.channel))
+        block = EvmBlock(height, timestamp_ms // 1000, eth_chain_id_of(config))
         if gas is None:
             return self.evm().call(state, block, sender, to, data, value)
         return self.evm().call(state, block, sender, to, data, value, gas)

@@ -20,7 +20,7 @@ from consortia.identity.errors import (
     UnknownIssuer,
     WrongSuite,
 )
-from consortia.identity.genesis import channel_config_from_crypto, default_policies
+from consortia.identity.genesis import channel_config_from_crypto, default_policies, genesis_evm_allowlist
 from consortia.identity.layout import ROLE_ADMIN, ROLE_CLIENT, ROLE_NODE, ROLES
 from consortia.identity.msp import MSP, BadSignature, Identity
 from consortia.identity.policy import policy_orgs, required_orgs, satisfies, signing_orgs
@@ -65,6 +65,7 @@ __all__ = [
     "channel_config_from_crypto",
     "default_policies",
     "generate_consortium",
+    "genesis_evm_allowlist",
     "list_certificates",
     "load_crl_der",
     "load_node_identity",

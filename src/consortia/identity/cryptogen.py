@@ -9,7 +9,9 @@ certificates and CRLs are PEM):
     out/orgs/<org>/nodes/peer<i>.<org>/          signcert.pem, signkey.pem (OU=node),
                                                  tls.crt, tls.key (server + client auth)
     out/orgs/<org>/users/admin@<org>/            signcert.pem, signkey.pem (OU=admin)
-    out/orgs/<org>/users/client<i>@<org>/        signcert.pem, signkey.pem (OU=client)
+    out/orgs/<org>/users/client<i>@<org>/        signcert.pem, signkey.pem (OU=client),
+                                                 eth.key (0600), eth.address: an Ethereum
+                                                 account (see `identity.ethkeys`)
 
 The tree is generated in a temporary directory beside `out/orgs` and renamed into place,
 so a failure never leaves half a consortium behind.
@@ -41,6 +43,7 @@ from consortia.identity.certs import (
     utc_now,
 )
 from consortia.identity.errors import BadArgument, BadKey, ConsortiumExists, IdentityNotFound
+from consortia.identity.ethkeys import write_eth_key
 from consortia.identity.wallet import private_key_from_pem
 
 # Certificates start a little in the past so nodes whose clocks lag slightly accept them.
@@ -250,6 +253,8 @@ def _write_user(
 ) -> Path:
     directory = layout.user_dir(root, org, name)
     _write_signing(directory, org, name, role, ca, start, end, attributes)
+    if role == layout.ROLE_CLIENT:
+        write_eth_key(directory)
     return directory
 
 
@@ -281,8 +286,10 @@ def add_identity(
     """Issue one more identity in an existing consortium (a node also gets TLS material).
 
     Nodes go under nodes/<name>, admins and clients under users/<name>; the key is of the
-    org CA's suite. Returns the identity's directory. Raises BadArgument (role, days,
-    name), IdentityNotFound, ConsortiumExists (the identity already exists), BadKey.
+    org CA's suite, and a client also gets an Ethereum key (eth.key, eth.address), which
+    admins must put on the EVM allowlist with an evm_permit proposal. Returns the
+    identity's directory. Raises BadArgument (role, days, name), IdentityNotFound,
+    ConsortiumExists (the identity already exists), BadKey.
     """
     if role not in layout.ROLES:
         raise BadArgument(f"unknown role {role!r}; known: {', '.join(layout.ROLES)}")

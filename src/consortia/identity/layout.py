@@ -5,6 +5,7 @@
     DIR/orgs/<org>/crl.pem
     DIR/orgs/<org>/nodes/<node>/{signcert.pem,signkey.pem,tls.crt,tls.key}
     DIR/orgs/<org>/users/<user>/{signcert.pem,signkey.pem}
+    DIR/orgs/<org>/users/client<i>@<org>/{eth.key,eth.address}   (see `identity.ethkeys`)
 
 Every name that becomes a path component is validated first, so a name read from a
 command line can never walk out of the crypto directory.

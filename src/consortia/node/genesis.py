@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from consortia.crypto import ZERO_HASH, merkle_root
-from consortia.execution.genesis import genesis_writes
+from consortia.execution.genesis import BadGenesisConfig, check_genesis_allowlist, genesis_writes
 from consortia.ledger.store import Ledger
 from consortia.types import Block, ChannelConfig, CodecError, Header, decode, encode
 
@@ -16,8 +16,15 @@ class GenesisError(Exception):
 
 
 def build_genesis(config: ChannelConfig, timestamp_ms: int) -> Block:
-    """Deterministic: the same config and timestamp give the same block on every machine."""
-    writes = genesis_writes(config)
+    """Deterministic: the same config and timestamp give the same block on every machine.
+
+    Raises GenesisError for a config whose initial state cannot be written (e.g. an
+    unsorted genesis EVM allowlist or one naming an org that is not a member).
+    """
+    try:
+        writes = genesis_writes(config)
+    except BadGenesisConfig as exc:
+        raise GenesisError(str(exc)) from exc
     with tempfile.TemporaryDirectory(prefix="consortia-genesis-") as tmp:
         ledger = Ledger.open(Path(tmp), config.channel)
         try:
@@ -50,7 +57,9 @@ def read_genesis(path: Path) -> Block:
         block = decode(path.read_bytes(), Block)
         if block.header.height != 0 or len(block.txs) != 1:
             raise GenesisError(f"{path} is not a genesis block")
-        decode(block.txs[0], ChannelConfig)
+        check_genesis_allowlist(decode(block.txs[0], ChannelConfig))
+    except BadGenesisConfig as exc:
+        raise GenesisError(f"{path} is not a usable genesis block: {exc}") from exc
     except OSError as exc:
         raise GenesisError(f"cannot read genesis block {path}: {exc.strerror}") from exc
     except CodecError as exc:

@@ -69,7 +69,7 @@ from consortia.types import (
     decode,
     encode,
 )
-from consortia.types.eth import EthTransaction, eth_chain_id, tx_kind
+from consortia.types.eth import EthTransaction, eth_chain_id_of, tx_kind
 
 T = TypeVar("T")
 
@@ -417,7 +417,7 @@ class Node:
 
     def _check_eth(self, raw: bytes) -> Admitted:
         cfg = self.config
-        tx = parse_eth_transaction(raw, eth_chain_id(cfg.chain_id, cfg.channel))
+        tx = parse_eth_transaction(raw, eth_chain_id_of(cfg))
         sender = f"0x{tx.sender.hex()}"
         state = self.ledger.state
         if permitted_org(state, tx.sender) is None:

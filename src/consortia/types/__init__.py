@@ -9,7 +9,15 @@ from consortia.types.codec import (
     encode,
     encode_value,
 )
-from consortia.types.config import BlockLimits, ChannelConfig, ConsensusConfig, OrgConfig, Policy, Validator
+from consortia.types.config import (
+    BlockLimits,
+    ChannelConfig,
+    ConsensusConfig,
+    EvmPermit,
+    OrgConfig,
+    Policy,
+    Validator,
+)
 from consortia.types.core import (
     STATUS_FAILED,
     STATUS_INVALID,
@@ -42,6 +50,7 @@ __all__ = [
     "ConsensusConfig",
     "Envelope",
     "Event",
+    "EvmPermit",
     "Header",
     "OrgConfig",
     "Policy",

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from consortia.crypto.hashing import sha256
 from consortia.types.codec import encode
+
+# The largest explicit Ethereum chain id: 2**53 - 1, the largest integer a JavaScript
+# number holds exactly (EIP-2294 proposes this bound), so every wallet can handle it.
+ETH_CHAIN_ID_MAX = 2**53 - 1
+ETH_ADDRESS_BYTES = 20
 
 
 class OrgConfig(msgspec.Struct, array_like=True, frozen=True):
@@ -47,6 +54,13 @@ class BlockLimits(msgspec.Struct, array_like=True, frozen=True):
     wait_ms: int = 50
 
 
+class EvmPermit(msgspec.Struct, array_like=True, frozen=True):
+    """An Ethereum account allowed to send transactions, bound to a member organisation."""
+
+    address: Annotated[bytes, msgspec.Meta(min_length=ETH_ADDRESS_BYTES, max_length=ETH_ADDRESS_BYTES)]
+    org: str
+
+
 class ChannelConfig(msgspec.Struct, array_like=True, frozen=True):
     chain_id: str
     channel: str
@@ -57,6 +71,13 @@ class ChannelConfig(msgspec.Struct, array_like=True, frozen=True):
     block: BlockLimits = BlockLimits()
     tx_steps_max: int = 1_000_000
     sequence: int = 0  # bumped by every applied config change
+    # The channel's EIP-155 chain id; 0 (configs written before it existed) means derived
+    # from chain_id and channel (`types.eth.eth_chain_id_of` reads it).
+    eth_chain_id: Annotated[int, msgspec.Meta(ge=0, le=ETH_CHAIN_ID_MAX)] = 0
+    # Accounts on the EVM allowlist when the channel starts, sorted by address. Genesis
+    # writes them to state; afterwards the allowlist in state changes only through
+    # evm_permit / evm_revoke config proposals, and this list stays as the genesis record.
+    genesis_evm_allowlist: list[EvmPermit] = []
 
     @property
     def hash(self) -> bytes:

@@ -23,6 +23,7 @@ from Crypto.Hash import keccak as _keccak
 
 from consortia.crypto.hashing import sha256
 from consortia.types.codec import CodecError, decode_canonical
+from consortia.types.config import ETH_CHAIN_ID_MAX, ChannelConfig
 from consortia.types.core import Envelope
 
 TX_TYPE_LEGACY = 0
@@ -129,6 +130,30 @@ def eth_chain_id(chain_id: str, channel: str) -> int:
     """
     digest = sha256(_ETH_CHAIN_ID_DOMAIN + chain_id.encode() + b"\x00" + channel.encode())
     return _DERIVED_CHAIN_ID_LO + int.from_bytes(digest[:8], "big") % _DERIVED_CHAIN_ID_SPAN
+
+
+def eth_chain_id_of(config: ChannelConfig) -> int:
+    """The EIP-155 chain id transactions on this channel are signed for.
+
+    The config's explicit `eth_chain_id`, or, for a config without one (0), the id derived
+    from its chain id and channel name.
+    """
+    return config.eth_chain_id or eth_chain_id(config.chain_id, config.channel)
+
+
+class BadEthChainId(ValueError):
+    """An explicit Ethereum chain id that is not an integer in 1..2**53 - 1."""
+
+    code = "bad_eth_chain_id"
+
+
+def check_eth_chain_id(value: int) -> int:
+    """`value` if it can be a channel's Ethereum chain id; raises BadEthChainId."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= ETH_CHAIN_ID_MAX:
+        raise BadEthChainId(
+            f"Ethereum chain id must be an integer in 1..{ETH_CHAIN_ID_MAX} (2**53 - 1), not {value!r}"
+        )
+    return value
 
 
 def address_of_public_key(public_key: coincurve.PublicKey) -> bytes:
@@ -421,3 +446,15 @@ def _sign(key: coincurve.PrivateKey, signing_hash: bytes) -> tuple[int, int, int
 def eth_address(private_key: bytes) -> bytes:
     """The account address of a secp256k1 private key."""
     return address_of_public_key(coincurve.PrivateKey(private_key).public_key)
+
+
+def checksum_address(address: bytes) -> str:
+    """The EIP-55 mixed-case form of a 20-byte address ("0x" + 40 hex digits).
+
+    Written here rather than taken from eth-utils, whose import costs about 2 s.
+    """
+    if len(address) != ADDRESS_BYTES:
+        raise ValueError(f"an address is {ADDRESS_BYTES} bytes, not {len(address)}")
+    lower = address.hex()
+    nibbles = keccak256(lower.encode()).hex()[: 2 * ADDRESS_BYTES]
+    return "0x" + "".join(c.upper() if int(n, 16) >= 8 else c for c, n in zip(lower, nibbles, strict=True))
