@@ -53,7 +53,8 @@ def generate(
     nodes: Annotated[int, typer.Option(help="Nodes per organisation.")] = 1,
     force: Annotated[bool, typer.Option(help="Replace existing material under OUT/orgs.")] = False,
 ) -> None:
-    """Generate CAs, node, admin and client identities, TLS certificates and CRLs."""
+    """Generate CAs, node, admin and client identities, TLS certificates, CRLs, and an
+    Ethereum key for each client."""
     try:
         result = generate_consortium(
             out,
@@ -75,6 +76,11 @@ def generate(
         table.add_row(org.name, ", ".join(org.nodes), ", ".join(org.users))
     _out.print(table)
     _out.print(f"[green]Generated {len(result.orgs)} organisations.[/green] Keys are mode 0600.")
+    _out.print(
+        "Each client has an Ethereum key (users/<client>/eth.key, eth.address); a genesis built"
+        " from this directory puts those accounts on the channel's EVM allowlist.",
+        soft_wrap=True,
+    )
 
 
 def _as_json(statuses: list[CertStatus]) -> str:

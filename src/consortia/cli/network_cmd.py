@@ -423,14 +423,12 @@ def _print_status(report: dict[str, Any]) -> None:
             str(len(n.get("peers", []))),
         )
     console.print(table)
-    if nodes:
-        console.print(f"Ethereum JSON-RPC: {nodes[0]['jsonrpc']} (WebSocket {nodes[0]['jsonrpc_ws']})")
+    # Plain lines, not table cells: URLs and key paths must print whole, ready to copy.
+    for n in nodes:
+        console.print(
+            f"{n['name']} Ethereum JSON-RPC: {n['jsonrpc']}  WebSocket: {n['jsonrpc_ws']}", soft_wrap=True
+        )
     if report["eth_chain_id"] is not None:
         console.print(f"Ethereum chain id: {report['eth_chain_id']}")
-    accounts = Table(title="Ethereum accounts on the allowlist at genesis")
-    for col in ("org", "address", "private key file"):
-        accounts.add_column(col)
     for a in report["eth_accounts"]:
-        accounts.add_row(a["org"], a["address"], a["key"])
-    if report["eth_accounts"]:
-        console.print(accounts)
+        console.print(f"{a['org']} account {a['address']}  private key: {a['key']}", soft_wrap=True)
