@@ -70,8 +70,8 @@ def read_eth_address(directory: Path) -> bytes:
     text = layout.read_bytes(path).decode("ascii", "replace").strip()
     if not _ADDRESS_RE.fullmatch(text):
         raise BadKey(f"{path} must hold 0x followed by 40 hex digits")
-    address = bytes.fromhex(text[2:])
     digits = text[2:]
+    address = bytes.fromhex(digits)
     if digits != digits.lower() and digits != digits.upper() and checksum_address(address) != text:
         raise BadKey(f"{path} fails its EIP-55 checksum")
     return address
@@ -82,8 +82,7 @@ def org_eth_accounts(crypto_dir: Path, org: str) -> list[tuple[str, bytes]]:
 
     Raises IdentityNotFound for a missing org, BadKey for a malformed address file.
     """
-    users = layout.org_dir(crypto_dir, org) / "users"
-    layout.require_org(crypto_dir, org)
+    users = layout.require_org(crypto_dir, org) / "users"
     if not users.is_dir():
         return []
     found = []
