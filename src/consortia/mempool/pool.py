@@ -219,7 +219,10 @@ class Mempool:
         account = self._eth.get(sender)
         if account is None or committed_nonce <= account.base:
             return []
-        stale = sorted(n for n in account.nonces if n < committed_nonce)
+        if committed_nonce - account.base <= len(account.nonces):  # usually: a block's worth
+            stale = [n for n in range(account.base, committed_nonce) if n in account.nonces]
+        else:
+            stale = sorted(n for n in account.nonces if n < committed_nonce)
         dropped = [account.nonces[n] for n in stale]
         self._drop(dropped)
         account = self._eth.get(sender)
