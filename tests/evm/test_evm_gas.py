@@ -121,7 +121,7 @@ def test_set_block_limits_changes_the_gas_limits() -> None:
     )
     assert (changed.block.evm_gas_max, changed.block.evm_tx_gas_max) == (5_000_000, 4_000_000)
     assert changed.block.txs_max == config.block.txs_max and changed.sequence == config.sequence + 1
-    bad = [
+    bad: list[dict[str, int | bool]] = [
         {"evm_tx_gas_max": 3_000_000},  # above the block's 2,500,000
         {"evm_gas_max": 20_999},
         {"evm_gas_max": BLOCK_GAS_LIMIT + 1},

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from consortia.execution.evm.layout import read_account
+from consortia.execution.executor import TxInput
 from consortia.mempool import PoolLimits
 from consortia.node.runtime import CommitInfo
 from consortia.types import Block, CommitCertificate
@@ -118,7 +119,7 @@ def test_a_pending_nonce_used_by_another_committed_tx_is_dropped(
         theirs = [sign(0), sign(1, gas=30_000)]
         node, head = h.node, h.node.ledger.head
         assert head is not None
-        inputs = [(keccak256(r), decode_eth_transaction(r)) for r in theirs]
+        inputs = [TxInput(keccak256(r), decode_eth_transaction(r)) for r in theirs]
         block = node.blocks.build(
             node.config, "elsewhere", head.height + 1, head.hash, head.timestamp_ms + 1, inputs, theirs, b""
         )
