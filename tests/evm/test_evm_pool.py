@@ -49,6 +49,7 @@ def test_a_nonce_gap_waits_then_both_commit_in_order(evm_crypto_dir: Path, tmp_p
         resp = await submit(h, later, wait=False)
         assert resp.json()["status"] == "pending", resp.text
         assert (h.node.mempool.queued_count, h.node.mempool.ready_count) == (1, 0)
+        assert h.node.eth_next_nonce(ALICE) == 0
         first = sign(0)
         resp = await submit(h, first)
         assert resp.json()["receipt"]["status"] == "ok", resp.text
@@ -89,6 +90,7 @@ def test_pool_refusals_have_codes_and_store_nothing(evm_crypto_dir: Path, tmp_pa
         sign = signer(h, ALICE_KEY)
         for nonce in (3, 5):
             assert (await submit(h, sign(nonce), wait=False)).json()["status"] == "pending"
+        assert h.node.eth_next_nonce(ALICE) == 0
         refusals = {
             "nonce_taken": sign(3, gas=30_000),  # another transaction with a pending nonce
             "nonce_gap_too_large": sign(11),  # 11 beyond the next nonce, 0

@@ -33,11 +33,15 @@ def ids(txs: list[PooledTx]) -> list[bytes]:
 
 def test_a_gapped_nonce_waits_until_the_gap_closes() -> None:
     pool = Mempool()
+    assert pool.next_nonce(A, 0) == 0
     pool.add(eth(A, 1), account_nonce=0)
     assert (pool.ready_count, pool.queued_count) == (0, 1)
     assert pool.peek(100, 10_000) == []
+    assert pool.next_nonce(A, 0) == 0
     pool.add(eth(A, 0), account_nonce=0)
     assert (pool.ready_count, pool.queued_count) == (2, 0)
+    assert pool.next_nonce(A, 0) == 2
+    assert pool.next_nonce(A, 5) == 5  # the account moved on: the pooled nonces are passed
     assert ids(pool.peek(100, 10_000)) == ids([eth(A, 0), eth(A, 1)])
 
 

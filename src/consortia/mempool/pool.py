@@ -158,6 +158,15 @@ class Mempool:
     def queued_count(self) -> int:
         return self._queued
 
+    def next_nonce(self, sender: bytes, account_nonce: int) -> int:
+        """An Ethereum sender's next nonce counting its ready pending transactions (what
+        `eth_getTransactionCount(address, "pending")` answers); `account_nonce` is the
+        committed one."""
+        account = self._eth.get(sender)
+        if account is None:
+            return account_nonce
+        return account.view_at(max(account_nonce, account.base))[0]
+
     def add(self, tx: PooledTx, account_nonce: int = 0) -> list[bytes]:
         """Admit one transaction; `account_nonce` is an Ethereum sender's committed nonce.
 

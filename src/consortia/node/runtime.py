@@ -489,6 +489,11 @@ class Node:
     def is_pending(self, tx_id: bytes) -> bool:
         return tx_id in self.mempool
 
+    def eth_next_nonce(self, address: bytes) -> int:
+        """The nonce an Ethereum account's next transaction should carry: its committed
+        nonce plus its pending transactions that follow on without a gap."""
+        return self.mempool.next_nonce(address, read_account(self.ledger.state, address).nonce)
+
     # ---- reads --------------------------------------------------------------------------
     def query(self, contract: str, method: str, args: list[Any], caller: Caller | None = None) -> Any:
         head = self.ledger.head
