@@ -253,7 +253,8 @@ class Mempool:
         `bytes_max`. Ethereum transactions also stop at `gas_max`, the sum of their gas
         limits: a sender whose next transaction does not fit gets nothing more in this
         block, others may still fit. A transaction above `tx_gas_max` is taken without
-        counting its gas: the executor refuses it without running it.
+        counting its gas, and nothing after it from its sender: the executor refuses it
+        without running it, so it leaves the pool.
         """
         out: list[PooledTx] = []
         total = 0
@@ -275,14 +276,20 @@ class Mempool:
                 pooled = self._txs[account.nonces[nonce]]
                 if len(out) >= txs_max or total + len(pooled.raw) > bytes_max:
                     return out
-                cost = 0 if tx_gas_max is not None and pooled.gas > tx_gas_max else pooled.gas
-                if gas_left is not None and cost > gas_left:
+                if tx_gas_max is not None and pooled.gas > tx_gas_max:
+                    # Refused by the executor without running (the cap was lowered after
+                    # admission): it leaves the pool; its successors would fail after it.
+                    out.append(pooled)
+                    total += len(pooled.raw)
+                    nonce = -1
+                    break
+                if gas_left is not None and pooled.gas > gas_left:
                     nonce = -1  # this sender is done for this block
                     break
                 out.append(pooled)
                 total += len(pooled.raw)
                 if gas_left is not None:
-                    gas_left -= cost
+                    gas_left -= pooled.gas
                 nonce += 1
                 if nonce not in account.nonces:
                     break
