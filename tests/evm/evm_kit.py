@@ -182,7 +182,7 @@ class EvmChain:
             key,
             chain_id=kw.pop("chain_id", ETH_CHAIN_ID),
             nonce=nonce,
-            gas=kw.pop("gas", 3_000_000),
+            gas=kw.pop("gas", 1_000_000),
             to=to,
             data=data,
             tx_type=kw.pop("tx_type", TX_TYPE_FEE_MARKET),

@@ -62,7 +62,7 @@ def test_json_rpc_deploys_transfers_and_reads(evm_crypto_dir: Path, tmp_path: Pa
 
         def raw(nonce: int, to: bytes | None, data: bytes, key: bytes = ALICE_KEY) -> str:
             signed = sign_eth_transaction(
-                key, chain_id=chain_id, nonce=nonce, gas=3_000_000, to=to, data=data
+                key, chain_id=chain_id, nonce=nonce, gas=1_000_000, to=to, data=data
             )
             return "0x" + signed.hex()
 

@@ -59,7 +59,7 @@ class LedgerChain:
 
     def sign(self, to: bytes | None, data: bytes) -> bytes:
         raw = sign_eth_transaction(
-            ALICE_KEY, chain_id=ETH_CHAIN_ID, nonce=self.nonce, gas=3_000_000, to=to, data=data
+            ALICE_KEY, chain_id=ETH_CHAIN_ID, nonce=self.nonce, gas=1_000_000, to=to, data=data
         )
         self.nonce += 1
         return raw

@@ -85,7 +85,7 @@ def test_network_genesis_permits_each_org_client_and_carries_the_chain_id(tmp_pa
         assert (await rpc(http, "eth_chainId"))["result"] == hex(CHAIN_ID)
 
         def signed(key: bytes, nonce: int, to: bytes | None, data: bytes, chain_id: int = CHAIN_ID) -> str:
-            raw = sign_eth_transaction(key, chain_id=chain_id, nonce=nonce, gas=3_000_000, to=to, data=data)
+            raw = sign_eth_transaction(key, chain_id=chain_id, nonce=nonce, gas=1_000_000, to=to, data=data)
             return "0x" + raw.hex()
 
         # Every organisation's generated key sends at once: no permit proposal needed.

@@ -40,7 +40,7 @@ def test_node_admits_and_commits_raw_ethereum_transactions(evm_crypto_dir: Path,
 
         def sign(key: bytes, nonce: int, to: bytes | None, data: bytes, **kw: Any) -> bytes:
             return sign_eth_transaction(
-                key, chain_id=kw.pop("chain_id", chain_id), nonce=nonce, gas=3_000_000, to=to, data=data, **kw
+                key, chain_id=kw.pop("chain_id", chain_id), nonce=nonce, gas=1_000_000, to=to, data=data, **kw
             )
 
         # Not on the allowlist yet: refused at the door with a clear code.

@@ -8,8 +8,13 @@ byte-identical receipts and writes on every node.
 
 Ethereum transactions (EthTransaction: sender recovered from its signature while decoding)
 share the block, the overlays and the state root: after the same duplicate check, the
-chain id and the sender's place on the EVM allowlist are checked, then the EVM
-(`execution.evm`) runs it on its own transaction overlay.
+chain id, the sender's place on the EVM allowlist and the gas limits are checked, then the
+EVM (`execution.evm`) runs it on its own transaction overlay. Gas limits come from the
+config at the start of the block (as the block builder saw it): a transaction asking for
+more than `tx_gas_limit`, or for more than what the block's earlier Ethereum transactions
+left of `block_gas_limit` (Ethereum's rule: their gas used counts), is INVALID without
+running, its nonce unused. An honest builder never proposes either (`mempool.Mempool.peek`
+sums gas limits), so they mark a faulty proposer, like a nonce that does not follow on.
 
 Precondition: the caller has verified every native transaction's signature against its
 signer certificate's key. The executor validates the certificate itself (CA, validity
@@ -38,7 +43,7 @@ from consortia.execution.context import (
 from consortia.execution.contract import ContractError
 from consortia.execution.errors import NotAView, QueryFailed, UnknownContract, UnknownMethodError
 from consortia.execution.evm.layout import EvmStateError
-from consortia.execution.evm.outcome import EvmBlock, EvmOutcome, receipt_of
+from consortia.execution.evm.outcome import EvmBlock, EvmOutcome, block_gas_limit, receipt_of, tx_gas_limit
 from consortia.execution.evm.permissions import permitted_org
 from consortia.execution.genesis import config_from_state
 from consortia.execution.keys import CONFIG_KEY, is_contract_name, lifecycle_def_key
@@ -106,6 +111,20 @@ class BlockOutcome:
     # The state after the block, uncommitted: execute the next block on it before this one
     # is committed (pipelining) or to follow a fork. Never merged into `state`.
     state: Overlay | None = None
+    # The senders of the block's Ethereum transactions (sorted, once each): whose account
+    # nonces the block may have moved.
+    eth_senders: tuple[bytes, ...] = ()
+
+
+class _GasBudget:
+    """A block's EVM gas: what is left of `block_max`, and the per-transaction cap."""
+
+    __slots__ = ("block_max", "left", "tx_max")
+
+    def __init__(self, block_max: int, tx_max: int) -> None:
+        self.block_max = block_max
+        self.tx_max = tx_max
+        self.left = block_max
 
 
 class _Failed(Exception):
@@ -148,12 +167,15 @@ class Executor:
         seen: set[bytes] = set()
         receipts: list[Receipt] = []
         writes: list[Write] = []
+        eth_gas = _GasBudget(block_gas_limit(start_config), tx_gas_limit(start_config))
+        eth_senders: set[bytes] = set()
         for index, (tx_id, tx) in enumerate(txs):
             if isinstance(tx, EthTransaction):
                 duplicate = tx_id in seen or is_committed(tx_id)
                 seen.add(tx_id)
+                eth_senders.add(tx.sender)
                 receipt, tx_writes = self._execute_eth(
-                    block, config, height, timestamp_ms, index, tx, duplicate
+                    block, config, height, timestamp_ms, index, tx, duplicate, eth_gas
                 )
                 receipts.append(receipt)
                 writes.extend(tx_writes)
@@ -177,7 +199,9 @@ class Executor:
                 if any(w.key == CONFIG_KEY for w in tx_writes):
                     config = config_from_state(block)
                     validator = self._validator(config)
-        return BlockOutcome(receipts, writes, config, config != start_config, block)
+        return BlockOutcome(
+            receipts, writes, config, config != start_config, block, tuple(sorted(eth_senders))
+        )
 
     def _invalid_reason(
         self,
@@ -256,6 +280,7 @@ class Executor:
         index: int,
         tx: EthTransaction,
         duplicate: bool,
+        gas: _GasBudget,
     ) -> tuple[Receipt, list[Write]]:
         chain_id = eth_chain_id_of(config)
         reason = None
@@ -265,17 +290,23 @@ class Executor:
             reason = f"wrong chain id {tx.chain_id}; this channel is {chain_id}"
         elif permitted_org(block, tx.sender) is None:
             reason = f"account 0x{tx.sender.hex()} is not permitted to send transactions"
+        elif tx.gas > gas.tx_max:
+            reason = f"gas limit {tx.gas} exceeds the maximum of {gas.tx_max}"
+        elif tx.gas > gas.left:
+            reason = f"block gas limit reached: {gas.left} of {gas.block_max} left, transaction asks {tx.gas}"
         if reason is not None:
             return Receipt(tx.hash, STATUS_INVALID, reason, [], 0), []
         overlay = block.child()
+        evm_block = EvmBlock(height, timestamp_ms // 1000, chain_id, gas.block_max)
         try:
-            outcome = self.evm().apply(overlay, tx, EvmBlock(height, timestamp_ms // 1000, chain_id))
+            outcome = self.evm().apply(overlay, tx, evm_block)
         except EvmStateError as exc:
             overlay.discard()
             return Receipt(tx.hash, STATUS_FAILED, f"EvmStateError: {exc}", [], 0), []
         if outcome.status == STATUS_INVALID:
             overlay.discard()
             return receipt_of(tx.hash, outcome), []
+        gas.left -= outcome.gas_used
         tx_writes = [Write(key, value, index) for key, value in overlay.writes()]
         overlay.merge_into_parent()
         return receipt_of(tx.hash, outcome), tx_writes
@@ -370,13 +401,15 @@ class Executor:
     ) -> EvmOutcome:
         """Run an EVM call read-only against `state` (eth_call, eth_estimateGas).
 
-        Anyone may call: no signature, nonce or allowlist. The outcome carries the return
-        data or the revert reason. Raises EvmStateError for malformed stored EVM records.
+        Anyone may call: no signature, nonce or allowlist. `gas` (default: the most) is
+        capped at the channel's `tx_gas_limit`, so a call costs the node no more than one
+        transaction could. The outcome carries the return data or the revert reason.
+        Raises EvmStateError for malformed stored EVM records.
         """
-        block = EvmBlock(height, timestamp_ms // 1000, eth_chain_id_of(config))
-        if gas is None:
-            return self.evm().call(state, block, sender, to, data, value)
-        return self.evm().call(state, block, sender, to, data, value, gas)
+        chain_id = eth_chain_id_of(config)
+        block = EvmBlock(height, timestamp_ms // 1000, chain_id, block_gas_limit(config))
+        cap = tx_gas_limit(config)
+        return self.evm().call(state, block, sender, to, data, value, cap if gas is None else min(gas, cap))
 
     # -- services for contexts (the Runtime protocol) ----------------------------------------
 

@@ -6,8 +6,10 @@ requests that arrive in one event-loop turn are verified together on every core.
 
 Ethereum transactions (told apart by their first byte, `types.eth.tx_kind`) are checked
 while decoding: canonical RLP, the channel's EIP-155 chain id, a low-s signature from which
-the sender is recovered. Then the sender must be on the EVM allowlist, the transaction hash
-must be new, and its nonce must not be below the account's committed nonce.
+the sender is recovered. Then the sender must be on the EVM allowlist, its gas limit within
+the channel's per-transaction cap, the transaction hash new, and its nonce not below the
+account's committed nonce; the pool then refuses a nonce already pending for the account
+(`nonce_taken`) and bounds how many transactions may wait for a nonce gap to close.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Admitted:
     sender: bytes  # certificate hash, or the Ethereum address
     suite: str
     public_key: bytes
+    account_nonce: int = 0  # an Ethereum sender's committed nonce when admitted
 
 
 def parse_envelope(raw: bytes) -> tuple[Envelope, Transaction]:

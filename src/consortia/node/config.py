@@ -45,6 +45,8 @@ class MempoolSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     txs_max: int = 200_000
     bytes_max: int = 256 * 1024 * 1024
     per_sender_txs_max: int = 100_000
+    eth_queued_per_sender_max: int = 64  # Ethereum txs waiting for a nonce gap, per sender
+    eth_nonce_gap_max: int = 256  # how far beyond the sender's next nonce one may wait
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -69,7 +71,16 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ConfigError("p2p.port must be within 0..65535")
         for section, names in (
             (self.api, ("body_bytes_max", "rate_per_s", "rate_burst", "wait_timeout_ms_max")),
-            (self.mempool, ("txs_max", "bytes_max", "per_sender_txs_max")),
+            (
+                self.mempool,
+                (
+                    "txs_max",
+                    "bytes_max",
+                    "per_sender_txs_max",
+                    "eth_queued_per_sender_max",
+                    "eth_nonce_gap_max",
+                ),
+            ),
         ):
             for name in names:
                 if getattr(section, name) <= 0:

@@ -32,7 +32,14 @@ def build_node(cfg: NodeConfig) -> Node:
     key = private_key_from_pem(cfg.path(cfg.node.key).read_bytes())
     data_dir = cfg.path(cfg.node.data_dir)
     ledger = open_ledger_with_genesis(data_dir, genesis)
-    limits = PoolLimits(cfg.mempool.txs_max, cfg.mempool.bytes_max, cfg.mempool.per_sender_txs_max)
+    pool = cfg.mempool
+    limits = PoolLimits(
+        pool.txs_max,
+        pool.bytes_max,
+        pool.per_sender_txs_max,
+        pool.eth_queued_per_sender_max,
+        pool.eth_nonce_gap_max,
+    )
     store = EngineStore(data_dir / ledger.channel / "consensus")
     return Node(
         cfg.node.name,

@@ -37,7 +37,7 @@ from consortia.consensus import (
 from consortia.consensus.registry import make_engine, message_types
 from consortia.crypto import BatchVerifier, sha256
 from consortia.execution.evm.layout import read_account
-from consortia.execution.evm.outcome import TX_GAS_MAX
+from consortia.execution.evm.outcome import block_gas_limit, tx_gas_limit
 from consortia.execution.evm.permissions import permitted_org
 from consortia.execution.executor import BlockOutcome, Executor, TxInput
 from consortia.execution.genesis import config_from_state
@@ -218,7 +218,8 @@ class Node:
                 self._ticks_queued -= 1
                 if self._ticks_queued > 0:
                     continue  # a backlog of ticks: the next one says the same, later
-                event = Tick(self.clock_ms(), len(self.mempool), self.mempool.size_bytes)
+                # Ethereum transactions waiting for a nonce gap do not call for a block.
+                event = Tick(self.clock_ms(), self.mempool.ready_count, self.mempool.size_bytes)
             if self.halted is not None:
                 continue
             try:
@@ -280,8 +281,10 @@ class Node:
 
     # ---- block production ---------------------------------------------------------------
     async def _build(self, action: BuildProposal) -> None:
-        limits = self.config.block
-        picked = [p for p in self.mempool.peek(limits.txs_max, limits.bytes_max) if p.tx_id in self._pending]
+        cfg = self.config
+        limits = cfg.block
+        ready = self.mempool.peek(limits.txs_max, limits.bytes_max, block_gas_limit(cfg), tx_gas_limit(cfg))
+        picked = [p for p in ready if p.tx_id in self._pending]
         inputs = [TxInput(p.tx_id, self._pending[p.tx_id]) for p in picked]
         raws = [p.raw for p in picked]
         parent = self.ledger.head
@@ -323,6 +326,9 @@ class Node:
         self.mempool.remove(tx_ids)
         for tx_id in tx_ids:
             self._pending.pop(tx_id, None)
+        state = self.ledger.state
+        for sender in outcome.eth_senders:  # their pooled txs whose nonce was used elsewhere go
+            self._forget(self.mempool.sync_account(sender, read_account(state, sender).nonce))
         if outcome.config_changed:
             old_validators = self.config.consensus.validators
             self.config = outcome.config
@@ -422,8 +428,9 @@ class Node:
         state = self.ledger.state
         if permitted_org(state, tx.sender) is None:
             raise AdmissionError(f"account {sender} is not permitted to send transactions", "not_permitted")
-        if tx.gas > TX_GAS_MAX:
-            raise AdmissionError(f"gas limit {tx.gas} exceeds the maximum of {TX_GAS_MAX}", "gas_limit")
+        gas_max = tx_gas_limit(cfg)
+        if tx.gas > gas_max:
+            raise AdmissionError(f"gas limit {tx.gas} exceeds the maximum of {gas_max}", "gas_limit")
         if tx.hash in self.mempool or self.ledger.has_tx(tx.hash):
             raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
         nonce = read_account(state, tx.sender).nonce
@@ -432,16 +439,26 @@ class Node:
                 f"nonce too low: account {sender} is at nonce {nonce}, transaction has {tx.nonce}",
                 "nonce_too_low",
             )
-        return Admitted(tx.hash, raw, None, tx, tx.sender, ETH_SUITE, b"")
+        return Admitted(tx.hash, raw, None, tx, tx.sender, ETH_SUITE, b"", nonce)
 
     def _admit(self, admitted: Admitted) -> None:
         if admitted.tx_id in self.mempool or self.ledger.has_tx(admitted.tx_id):
             raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
+        tx = admitted.tx
+        if isinstance(tx, EthTransaction):
+            pooled = PooledTx(admitted.tx_id, admitted.raw, admitted.sender, tx.nonce, tx.gas)
+        else:
+            pooled = PooledTx(admitted.tx_id, admitted.raw, admitted.sender)
         try:
-            self.mempool.add(PooledTx(admitted.tx_id, admitted.raw, admitted.sender))
+            self._forget(self.mempool.add(pooled, admitted.account_nonce))
         except MempoolError as exc:
             raise AdmissionError(str(exc), exc.code) from exc
-        self._pending[admitted.tx_id] = admitted.tx
+        self._pending[admitted.tx_id] = tx
+
+    def _forget(self, dropped: list[bytes]) -> None:
+        """Ethereum transactions the pool dropped because their nonce was used by another."""
+        for tx_id in dropped:
+            self._pending.pop(tx_id, None)
 
     async def wait_committed(self, tx_id: bytes, timeout_s: float) -> CommitInfo | None:
         """The commit of `tx_id`, waiting up to `timeout_s`; None if not committed by then."""
@@ -471,6 +488,11 @@ class Node:
 
     def is_pending(self, tx_id: bytes) -> bool:
         return tx_id in self.mempool
+
+    def eth_next_nonce(self, address: bytes) -> int:
+        """The nonce an Ethereum account's next transaction should carry: its committed
+        nonce plus its pending transactions that follow on without a gap."""
+        return self.mempool.next_nonce(address, read_account(self.ledger.state, address).nonce)
 
     # ---- reads --------------------------------------------------------------------------
     def query(self, contract: str, method: str, args: list[Any], caller: Caller | None = None) -> Any:

@@ -49,9 +49,21 @@ class ConsensusConfig(msgspec.Struct, array_like=True, frozen=True):
 
 
 class BlockLimits(msgspec.Struct, array_like=True, frozen=True):
+    """What one block may hold. New fields go at the end, so older encodings still decode.
+
+    The EVM limits bound how long a block's Ethereum transactions can run: a block's
+    transactions may use at most `evm_gas_max` gas in total, one transaction at most
+    `evm_tx_gas_max` (never more than the block's). Defaults: py-evm burns about 2.4M
+    gas per CPU second on a bare jump loop, the slowest work per gas we found (a storage
+    loop ~4M/s, ERC-20 transfers ~25M/s; `python -m tests.evm.bench_evm_gas` on the
+    2-core reference host), so a block of worst-case EVM work runs in about a second.
+    """
+
     txs_max: int = 2000
     bytes_max: int = 8 * 1024 * 1024
     wait_ms: int = 50
+    evm_gas_max: int = 2_500_000
+    evm_tx_gas_max: int = 2_500_000
 
 
 class EvmPermit(msgspec.Struct, array_like=True, frozen=True):

@@ -6,8 +6,9 @@ storage change lands in the transaction's overlay. The caller merges that overla
 outcome is not INVALID: a transaction that reverts or runs out of gas still uses its nonce,
 as on Ethereum, while everything its calls wrote is rolled back by the journal.
 
-Consortium pricing: gas is metered (so endless loops end at the transaction's gas limit)
-but never charged: the effective gas price is zero whatever the transaction offers, the
+Consortium pricing: gas is metered (so endless loops end at the transaction's gas limit,
+which the executor keeps within the channel's per-transaction and per-block limits) but
+never charged: the effective gas price is zero whatever the transaction offers, the
 fee recipient is the zero address and the base fee is zero. Block context: NUMBER is the
 block height, TIMESTAMP the block time in seconds, PREVRANDAO and BLOCKHASH are zero.
 
@@ -33,7 +34,7 @@ from eth_utils.exceptions import ValidationError
 
 from consortia.execution.evm.accounts import OverlayAccountDB
 from consortia.execution.evm.layout import EvmStateError
-from consortia.execution.evm.outcome import BLOCK_GAS_LIMIT, TX_GAS_MAX, EvmBlock, EvmOutcome
+from consortia.execution.evm.outcome import TX_GAS_MAX, EvmBlock, EvmOutcome
 from consortia.execution.overlay import Overlay
 from consortia.ledger.interface import StateReader
 from consortia.types import STATUS_FAILED, STATUS_INVALID, STATUS_OK
@@ -119,7 +120,8 @@ class Evm:
         gas: int = TX_GAS_MAX,
     ) -> EvmOutcome:
         """Run a call read-only against `state` (eth_call): no signature, nonce or
-        permission; nothing is kept. Raises EvmStateError for malformed stored records."""
+        permission; nothing is kept; `gas` is capped at TX_GAS_MAX (the executor caps it
+        at the channel's limit). Raises EvmStateError for malformed stored records."""
         overlay = Overlay(state)
         try:
             pstate = _state(overlay, block)
@@ -142,7 +144,7 @@ def _state(overlay: Overlay, block: EvmBlock) -> _ChannelState:
         block_number=BlockNumber(block.number),
         difficulty=0,
         mix_hash=_NO_ROOT,
-        gas_limit=BLOCK_GAS_LIMIT,
+        gas_limit=block.gas_limit,
         prev_hashes=(),
         chain_id=block.chain_id,
         base_fee_per_gas=0,

@@ -5,7 +5,8 @@ root, stored, and streamed to event subscribers like any other):
 
     status    STATUS_OK; STATUS_FAILED when it reverted or ran out of gas (its calls' writes
               are rolled back, its nonce is still used, as on Ethereum); STATUS_INVALID when
-              it could not be included (nonce, permission, chain id, gas limit): no writes
+              it could not be included (nonce, permission, chain id, gas limit, block gas
+              limit reached): no writes, its nonce not used
     error     "" or the reason: "reverted: <reason>", "reverted: panic 0x11", "out of gas"...
     steps     the gas used
     events    one Event("evm", "log", {"address", "topics", "data"}) per log, in order
@@ -22,15 +23,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consortia.types import STATUS_INVALID, Event, Receipt
+from consortia.types import STATUS_INVALID, ChannelConfig, Event, Receipt
 
 EVM_CONTRACT = "evm"
 LOG_EVENT = "log"
-# Ethereum mainnet's block gas limit; one transaction may use all of it.
+# The most gas a channel config may allow a block (Ethereum mainnet's block gas limit) and
+# one transaction or read-only call. What a channel allows is its config's
+# `block.evm_gas_max` and `block.evm_tx_gas_max`: see block_gas_limit and tx_gas_limit.
 BLOCK_GAS_LIMIT = 30_000_000
 TX_GAS_MAX = BLOCK_GAS_LIMIT
+GAS_TX_MIN = 21_000  # the intrinsic gas of the simplest transaction
 
 Log = tuple[bytes, tuple[bytes, ...], bytes]  # (address, topics, data)
+
+
+def block_gas_limit(config: ChannelConfig) -> int:
+    """The gas all Ethereum transactions of one block may use together (the GASLIMIT)."""
+    return min(config.block.evm_gas_max, BLOCK_GAS_LIMIT)
+
+
+def tx_gas_limit(config: ChannelConfig) -> int:
+    """The most gas one Ethereum transaction (or eth_call) may ask for."""
+    return min(config.block.evm_tx_gas_max, block_gas_limit(config), TX_GAS_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +54,7 @@ class EvmBlock:
     number: int
     timestamp: int  # seconds
     chain_id: int
+    gas_limit: int = BLOCK_GAS_LIMIT  # the GASLIMIT opcode: the channel's block gas limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ Updates are dicts with an "op":
     {"op": "remove_org", "name"}
     {"op": "set_policy", "name", "k", "orgs", "role"}
     {"op": "update_crl", "org", "crl"}            replaces the org's CRLs with this one
-    {"op": "set_block_limits", "txs_max", "bytes_max", "wait_ms"}   (any subset)
+    {"op": "set_block_limits", "txs_max", "bytes_max", "wait_ms",
+                               "evm_gas_max", "evm_tx_gas_max"}      (any subset)
     {"op": "set_tx_steps_max", "tx_steps_max"}
     {"op": "evm_permit", "address", "org"}        allow an EVM account, bound to a member org
     {"op": "evm_revoke", "address"}               take an EVM account off the allowlist
@@ -29,6 +30,7 @@ import msgspec
 from consortia.execution.context import Context, SystemContext
 from consortia.execution.contract import ContractError
 from consortia.execution.evm.layout import allow_key
+from consortia.execution.evm.outcome import BLOCK_GAS_LIMIT, GAS_TX_MIN, TX_GAS_MAX
 from consortia.execution.evm.permissions import PERMISSION_OPS, check_permission_update, permission_record
 from consortia.execution.keys import CONFIG_KEY, CONFIG_NEXT_PROPOSAL_KEY, config_proposal_key
 from consortia.execution.system.base import (
@@ -46,6 +48,15 @@ POLICY_NAME_CHARS_MAX = 64
 CERTS_MAX = 16
 CERT_BYTES_MAX = 64 * 1024
 LIMIT_MAX = 2**62
+# set_block_limits: each field's allowed range. An EVM gas limit below 21,000 (the least an
+# Ethereum transaction costs) would refuse every transaction.
+BLOCK_LIMIT_RANGES = {
+    "txs_max": (1, LIMIT_MAX),
+    "bytes_max": (1, LIMIT_MAX),
+    "wait_ms": (0, LIMIT_MAX),
+    "evm_gas_max": (GAS_TX_MIN, BLOCK_GAS_LIMIT),
+    "evm_tx_gas_max": (GAS_TX_MIN, TX_GAS_MAX),
+}
 STATUS_PENDING = "pending"
 STATUS_APPLIED = "applied"
 
@@ -151,13 +162,17 @@ def apply_update(config: ChannelConfig, update: Any) -> ChannelConfig:
             raise ContractError(f"no org {name!r}")
         config = replace(config, orgs=[replace(o, crls=crl) if o.name == name else o for o in config.orgs])
     elif op == "set_block_limits":
-        _fields(update, (), ("txs_max", "bytes_max", "wait_ms"))
+        _fields(update, (), tuple(BLOCK_LIMIT_RANGES))
         limits = {
-            f: require_int(update[f], f, 0 if f == "wait_ms" else 1, LIMIT_MAX)
-            for f in ("txs_max", "bytes_max", "wait_ms")
-            if f in update
+            f: require_int(update[f], f, *BLOCK_LIMIT_RANGES[f]) for f in BLOCK_LIMIT_RANGES if f in update
         }
-        config = replace(config, block=replace(config.block, **limits))
+        block = replace(config.block, **limits)
+        if block.evm_tx_gas_max > block.evm_gas_max:
+            raise ContractError(
+                f"evm_tx_gas_max {block.evm_tx_gas_max} exceeds evm_gas_max {block.evm_gas_max}: "
+                "such a transaction could never fit a block"
+            )
+        config = replace(config, block=block)
     elif op == "set_tx_steps_max":
         _fields(update, ("tx_steps_max",))
         config = replace(
