@@ -21,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from consortia import __version__
-from consortia.api.jsonrpc import JsonRpc
+from consortia.api.jsonrpc import JsonRpc, serve_websocket
 from consortia.api.jsonview import block_json, committed_tx_json, from_plain, header_json, plain, receipt_json
 from consortia.execution.errors import QueryError
 from consortia.execution.keys import contract_key
@@ -453,6 +453,11 @@ def create_app(
         if answer is None:
             return Response(status_code=204)
         return Response(msgspec.json.encode(answer), media_type="application/json")
+
+    @app.websocket("/jsonrpc")
+    async def jsonrpc_ws(ws: WebSocket) -> None:
+        """Ethereum JSON-RPC over WebSocket: every method above, plus eth_subscribe."""
+        await serve_websocket(ws, rpc, body_bytes_max)
 
     # ---- metrics --------------------------------------------------------------------------
     @app.get("/metrics")

@@ -472,6 +472,10 @@ class Node:
     def is_pending(self, tx_id: bytes) -> bool:
         return tx_id in self.mempool
 
+    def pending_transaction(self, tx_id: bytes) -> Transaction | EthTransaction | None:
+        """The decoded transaction `tx_id` while it waits in the pool, else None."""
+        return self._pending.get(tx_id) if tx_id in self.mempool else None
+
     # ---- reads --------------------------------------------------------------------------
     def query(self, contract: str, method: str, args: list[Any], caller: Caller | None = None) -> Any:
         head = self.ledger.head

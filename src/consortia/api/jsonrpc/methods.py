@@ -1,0 +1,608 @@
+"""The JSON-RPC dispatcher and every method it serves (listed in the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+
+from consortia import __version__
+from consortia.api.jsonrpc.codec import (
+    EXECUTION_REVERTED,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    LATEST_TAGS,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    SERVER_ERROR,
+    RpcError,
+    data_hex,
+    expect_params,
+    param,
+    parse_addr,
+    parse_block_ref,
+    parse_data,
+    parse_hash,
+    parse_qty,
+    qty,
+    word_hex,
+)
+from consortia.api.jsonrpc.filters import FilterRegistry
+from consortia.api.jsonrpc.logs import (
+    LOG_BLOCK_RANGE_MAX,
+    LogCriteria,
+    LogQuery,
+    check_range,
+    parse_criteria,
+    parse_log_query,
+    resolve_range,
+    scan_logs,
+)
+from consortia.api.jsonrpc.objects import EthBlock, block_gas_limit, tx_object
+from consortia.execution.evm.layout import EvmStateError, read_account, read_code, read_storage
+from consortia.execution.evm.outcome import TX_GAS_MAX, EvmOutcome
+from consortia.ledger.errors import LedgerError
+from consortia.node.admission import AdmissionError
+from consortia.node.runtime import Node
+from consortia.types import STATUS_OK, Block, CodecError
+from consortia.types.eth import EthTransaction, eth_chain_id, keccak256, tx_kind
+
+BATCH_REQUESTS_MAX = 1000
+FEE_HISTORY_BLOCKS_MAX = 1024
+FEE_PERCENTILES_MAX = 100
+# eth_estimateGas stops its search once the answer is within this fraction of the least
+# gas that works (as geth does): a little extra gas costs nothing here.
+ESTIMATE_TOLERANCE_PER_MILLE = 15
+
+Handler = Callable[[list[Any]], Awaitable[Any]]
+
+
+class Subscriber(Protocol):
+    """A connection that can carry eth_subscription notifications (a WebSocket)."""
+
+    def subscribe(self, kind: str, criteria: LogCriteria | None) -> str: ...
+
+    def unsubscribe(self, subscription_id: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallArgs:
+    sender: bytes
+    to: bytes | None
+    data: bytes
+    value: int
+    gas: int | None
+
+
+class JsonRpc:
+    """Answers JSON-RPC requests from one node's committed ledger, state and admission."""
+
+    def __init__(self, node: Node, filters: FilterRegistry | None = None) -> None:
+        self.node = node
+        self.filters = filters or FilterRegistry()
+        self._methods: dict[str, Handler] = {
+            "web3_clientVersion": self.web3_client_version,
+            "web3_sha3": self.web3_sha3,
+            "net_version": self.net_version,
+            "net_listening": self.net_listening,
+            "net_peerCount": self.net_peer_count,
+            "eth_chainId": self.eth_chain_id,
+            "eth_syncing": self.eth_syncing,
+            "eth_accounts": self.eth_accounts,
+            "eth_blockNumber": self.eth_block_number,
+            "eth_gasPrice": self.eth_gas_price,
+            "eth_maxPriorityFeePerGas": self.eth_gas_price,
+            "eth_feeHistory": self.eth_fee_history,
+            "eth_getBalance": self.eth_get_balance,
+            "eth_getTransactionCount": self.eth_get_transaction_count,
+            "eth_getCode": self.eth_get_code,
+            "eth_getStorageAt": self.eth_get_storage_at,
+            "eth_call": self.eth_call,
+            "eth_estimateGas": self.eth_estimate_gas,
+            "eth_sendRawTransaction": self.eth_send_raw_transaction,
+            "eth_getTransactionByHash": self.eth_get_transaction_by_hash,
+            "eth_getTransactionByBlockNumberAndIndex": self.eth_get_tx_by_number_and_index,
+            "eth_getTransactionByBlockHashAndIndex": self.eth_get_tx_by_hash_and_index,
+            "eth_getTransactionReceipt": self.eth_get_transaction_receipt,
+            "eth_getBlockReceipts": self.eth_get_block_receipts,
+            "eth_getBlockByNumber": self.eth_get_block_by_number,
+            "eth_getBlockByHash": self.eth_get_block_by_hash,
+            "eth_getBlockTransactionCountByNumber": self.eth_get_block_tx_count_by_number,
+            "eth_getBlockTransactionCountByHash": self.eth_get_block_tx_count_by_hash,
+            "eth_getUncleCountByBlockNumber": self.eth_get_uncle_count_by_number,
+            "eth_getUncleCountByBlockHash": self.eth_get_uncle_count_by_hash,
+            "eth_getLogs": self.eth_get_logs,
+            "eth_newFilter": self.eth_new_filter,
+            "eth_newBlockFilter": self.eth_new_block_filter,
+            "eth_getFilterChanges": self.eth_get_filter_changes,
+            "eth_getFilterLogs": self.eth_get_filter_logs,
+            "eth_uninstallFilter": self.eth_uninstall_filter,
+        }
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted([*self._methods, "eth_subscribe", "eth_unsubscribe"])
+
+    async def handle(self, body: bytes | str, subscriber: Subscriber | None = None) -> Any:
+        """The response document for a request body; None when only notifications came.
+
+        `subscriber` is the WebSocket connection a request came over, if any: only there
+        do eth_subscribe and eth_unsubscribe work.
+        """
+        try:
+            request = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            return _error(None, RpcError(PARSE_ERROR, f"parse error: {exc}"))
+        if isinstance(request, list):
+            if not request or len(request) > BATCH_REQUESTS_MAX:
+                return _error(
+                    None, RpcError(INVALID_REQUEST, f"a batch holds 1..{BATCH_REQUESTS_MAX} requests")
+                )
+            answers = [await self._one(r, subscriber) for r in request]
+            kept = [a for a in answers if a is not None]
+            return kept or None
+        return await self._one(request, subscriber)
+
+    async def _one(self, request: Any, subscriber: Subscriber | None) -> dict[str, Any] | None:
+        if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
+            return _error(None, RpcError(INVALID_REQUEST, "not a JSON-RPC 2.0 request"))
+        rid = request.get("id")
+        method, params = request.get("method"), request.get("params", [])
+        try:
+            if not isinstance(method, str) or not isinstance(params, list):
+                raise RpcError(INVALID_REQUEST, "method must be a string and params a list")
+            if method in ("eth_subscribe", "eth_unsubscribe"):
+                if subscriber is None:
+                    raise RpcError(METHOD_NOT_FOUND, f"{method} is available over WebSocket only")
+                result = self._subscription(method, params, subscriber)
+            else:
+                handler = self._methods.get(method)
+                if handler is None:
+                    raise RpcError(METHOD_NOT_FOUND, f"the method {method} does not exist/is not available")
+                result = await handler(params)
+        except RpcError as exc:
+            return None if "id" not in request else _error(rid, exc)
+        except (EvmStateError, LedgerError) as exc:
+            return None if "id" not in request else _error(rid, RpcError(INTERNAL_ERROR, str(exc)))
+        if "id" not in request:
+            return None
+        return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    @property
+    def _chain_id(self) -> int:
+        cfg = self.node.config
+        return eth_chain_id(cfg.chain_id, cfg.channel)
+
+    @property
+    def _gas_limit(self) -> int:
+        return block_gas_limit(self.node.config)
+
+    @property
+    def _head(self) -> int:
+        return max(0, self.node.ledger.height)
+
+    def _check_state_block(self, params: list[Any], index: int) -> None:
+        """State is served at the head only: refuse any other block reference."""
+        ref = param(params, index)
+        if isinstance(ref, dict) and set(ref) <= {"blockHash", "requireCanonical"} and "blockHash" in ref:
+            block = self.node.ledger.block_by_hash(parse_hash(ref["blockHash"], "blockHash"))
+            if block is None:
+                raise RpcError(SERVER_ERROR, "header not found")
+            height = block.header.height
+        else:
+            height = parse_block_ref(ref, self._head)
+        if height != self._head:
+            raise RpcError(SERVER_ERROR, "only the latest state is available on this node")
+
+    def _address_param(self, params: list[Any], what: str) -> bytes:
+        expect_params(params, 1, 2, what)
+        self._check_state_block(params, 1)
+        return parse_addr(params[0], "address")
+
+    def _view(self, block: Block) -> EthBlock:
+        receipts = self.node.ledger.block_receipts(block.header.height)
+        if receipts is None:
+            raise RpcError(INTERNAL_ERROR, f"no receipts for block {block.header.height}")
+        return EthBlock(block, receipts, self._gas_limit)
+
+    def _block_at(self, ref: Any) -> Block | None:
+        height = parse_block_ref(ref, self._head)
+        return self.node.ledger.block(height) if height <= self._head else None
+
+    def _block_with_hash(self, value: Any) -> Block | None:
+        return self.node.ledger.block_by_hash(parse_hash(value, "block hash"))
+
+    def _size(self, block: Block) -> int:
+        raw = self.node.ledger.block_bytes(block.header.height)
+        return 0 if raw is None else len(raw)
+
+    def _parse_call(self, params: list[Any], what: str) -> CallArgs:
+        expect_params(params, 1, 3, what)  # a third parameter (state overrides) is refused below
+        call = params[0]
+        if not isinstance(call, dict):
+            raise RpcError(INVALID_PARAMS, "expected a call object")
+        if len(params) == 3 and params[2] is not None:
+            raise RpcError(INVALID_PARAMS, "state overrides are not supported")
+        self._check_state_block(params, 1)
+        data_in, input_in = call.get("data"), call.get("input")
+        if data_in is not None and input_in is not None and data_in != input_in:
+            raise RpcError(INVALID_PARAMS, "both data and input given, and they differ")
+        return CallArgs(
+            sender=parse_addr(call["from"], "from") if call.get("from") else b"\x00" * 20,
+            to=parse_addr(call["to"], "to") if call.get("to") else None,
+            data=parse_data(input_in if input_in is not None else data_in or "0x", "data"),
+            value=parse_qty(call["value"], "value") if call.get("value") else 0,
+            gas=parse_qty(call["gas"], "gas", 2**64 - 1) if call.get("gas") else None,
+        )
+
+    def _run_call(self, args: CallArgs, gas: int | None) -> EvmOutcome:
+        ledger = self.node.ledger
+        head = ledger.head
+        if head is None:
+            raise RpcError(SERVER_ERROR, "the node has no blocks yet")
+        return self.node.executor.eth_call(
+            ledger.state,
+            self.node.config,
+            head.height,
+            head.timestamp_ms,
+            args.sender,
+            args.to,
+            args.data,
+            args.value,
+            gas,
+        )
+
+    # ---- node and chain ------------------------------------------------------------------
+
+    async def web3_client_version(self, params: list[Any]) -> str:
+        return f"consortia/v{__version__}"
+
+    async def web3_sha3(self, params: list[Any]) -> str:
+        expect_params(params, 1, 1, "one parameter: the data to hash")
+        return data_hex(keccak256(parse_data(params[0], "data")))
+
+    async def net_version(self, params: list[Any]) -> str:
+        return str(self._chain_id)
+
+    async def net_listening(self, params: list[Any]) -> bool:
+        return True
+
+    async def net_peer_count(self, params: list[Any]) -> str:
+        return qty(len(self.node.connected_peers()))
+
+    async def eth_chain_id(self, params: list[Any]) -> str:
+        return qty(self._chain_id)
+
+    async def eth_syncing(self, params: list[Any]) -> bool:
+        return False  # a lagging node catches up by block sync; it answers from what it has
+
+    async def eth_accounts(self, params: list[Any]) -> list[str]:
+        return []  # the node holds no user keys: clients sign
+
+    async def eth_block_number(self, params: list[Any]) -> str:
+        return qty(self._head)
+
+    async def eth_gas_price(self, params: list[Any]) -> str:
+        return "0x0"  # gas is metered but never charged
+
+    async def eth_fee_history(self, params: list[Any]) -> dict[str, Any]:
+        expect_params(params, 2, 3, "blockCount, newestBlock and optional reward percentiles")
+        count_in = params[0]
+        if isinstance(count_in, int) and not isinstance(count_in, bool):
+            count = count_in
+        else:
+            count = parse_qty(count_in, "blockCount")
+        if not 1 <= count <= FEE_HISTORY_BLOCKS_MAX:
+            raise RpcError(INVALID_PARAMS, f"blockCount must be 1..{FEE_HISTORY_BLOCKS_MAX}")
+        newest = min(parse_block_ref(params[1], self._head), self._head)
+        percentiles = param(params, 2)
+        if percentiles is not None:
+            if not isinstance(percentiles, list) or len(percentiles) > FEE_PERCENTILES_MAX:
+                raise RpcError(INVALID_PARAMS, f"rewardPercentiles: a list of at most {FEE_PERCENTILES_MAX}")
+            previous = 0.0
+            for p in percentiles:
+                if isinstance(p, bool) or not isinstance(p, int | float) or not previous <= p <= 100:
+                    raise RpcError(INVALID_PARAMS, "rewardPercentiles must rise within 0..100")
+                previous = float(p)
+        count = min(count, newest + 1)
+        out: dict[str, Any] = {
+            "oldestBlock": qty(newest - count + 1),
+            "baseFeePerGas": ["0x0"] * (count + 1),
+            "gasUsedRatio": [0.0] * count,
+        }
+        if percentiles is not None:
+            out["reward"] = [["0x0"] * len(percentiles) for _ in range(count)]
+        return out
+
+    # ---- state ---------------------------------------------------------------------------
+
+    async def eth_get_balance(self, params: list[Any]) -> str:
+        address = self._address_param(params, "address and block")
+        return qty(read_account(self.node.ledger.state, address).balance_int)
+
+    async def eth_get_transaction_count(self, params: list[Any]) -> str:
+        address = self._address_param(params, "address and block")
+        return qty(read_account(self.node.ledger.state, address).nonce)
+
+    async def eth_get_code(self, params: list[Any]) -> str:
+        address = self._address_param(params, "address and block")
+        return data_hex(read_code(self.node.ledger.state, address))
+
+    async def eth_get_storage_at(self, params: list[Any]) -> str:
+        expect_params(params, 2, 3, "address, storage slot and block")
+        address = parse_addr(params[0], "address")
+        slot = parse_qty(params[1], "storage slot")
+        self._check_state_block(params, 2)
+        return word_hex(read_storage(self.node.ledger.state, address, slot))
+
+    # ---- execution -----------------------------------------------------------------------
+
+    async def eth_call(self, params: list[Any]) -> str:
+        args = self._parse_call(params, "a call object and a block")
+        gas = None if args.gas is None else min(args.gas, TX_GAS_MAX)
+        outcome = await asyncio.to_thread(self._run_call, args, gas)
+        if outcome.status == STATUS_OK:
+            return data_hex(outcome.output)
+        raise _call_error(outcome)
+
+    async def eth_estimate_gas(self, params: list[Any]) -> str:
+        args = self._parse_call(params, "a call object and a block")
+        return qty(await asyncio.to_thread(self._estimate, args))
+
+    def _estimate(self, args: CallArgs) -> int:
+        """The least gas (within the tolerance) the call succeeds with, searched as geth does.
+
+        Raises RpcError: code 3 with the revert data when it reverts even with the cap.
+        """
+        cap = TX_GAS_MAX if args.gas is None else min(args.gas, TX_GAS_MAX)
+        outcome = self._run_call(args, cap)
+        if outcome.status != STATUS_OK:
+            if outcome.error == "out of gas":
+                raise RpcError(SERVER_ERROR, f"gas required exceeds allowance ({cap})")
+            raise _call_error(outcome)
+
+        def succeeds(gas: int) -> bool:
+            return self._run_call(args, gas).status == STATUS_OK
+
+        low, high = outcome.gas_used - 1, cap  # low fails (or is below the gas used), high works
+        # Calls forward at most 63/64 of the gas left (EIP-150) and refunds lower the gas
+        # used, so the gas used is often not enough; this first guess usually is.
+        guess = min(high, (outcome.gas_used + 2_300) * 64 // 63)
+        if guess < high:
+            if succeeds(guess):
+                high = guess
+            else:
+                low = guess
+        while low + 1 < high:
+            if (high - low) * 1000 < high * ESTIMATE_TOLERANCE_PER_MILLE:
+                break
+            mid = (low + high) // 2
+            if low > 0 and mid > 2 * low:
+                mid = 2 * low  # most calls need little more than they used
+            if succeeds(mid):
+                high = mid
+            else:
+                low = mid
+        return high
+
+    async def eth_send_raw_transaction(self, params: list[Any]) -> str:
+        expect_params(params, 1, 1, "one parameter: the signed transaction")
+        raw = parse_data(params[0], "transaction")
+        try:
+            if tx_kind(raw) != "eth":
+                raise RpcError(INVALID_PARAMS, "not an Ethereum transaction")
+        except CodecError as exc:
+            raise RpcError(INVALID_PARAMS, f"not an Ethereum transaction: {exc}") from exc
+        try:
+            tx_id = await self.node.submit(raw)
+        except AdmissionError as exc:
+            raise RpcError(SERVER_ERROR, str(exc), {"code": exc.code}) from exc
+        return data_hex(tx_id)
+
+    # ---- transactions and receipts -------------------------------------------------------
+
+    def _located(self, tx_hash: bytes) -> tuple[EthBlock, int] | None:
+        """The block view and Ethereum index of a committed Ethereum transaction."""
+        location = self.node.ledger.tx_location(tx_hash)
+        if location is None:
+            return None
+        block = self.node.ledger.block(location[0])
+        if block is None:
+            return None
+        view = self._view(block)
+        entry = view.by_channel_index(location[1])
+        return None if entry is None else (view, entry.index)
+
+    async def eth_get_transaction_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
+        expect_params(params, 1, 1, "one parameter: the transaction hash")
+        tx_hash = parse_hash(params[0], "transaction hash")
+        found = self._located(tx_hash)
+        if found is not None:
+            view, index = found
+            return view.tx_object(view.entries[index])
+        pending = self.node.pending_transaction(tx_hash)
+        if isinstance(pending, EthTransaction):
+            return tx_object(pending, None, None)
+        return None
+
+    async def eth_get_tx_by_number_and_index(self, params: list[Any]) -> dict[str, Any] | None:
+        expect_params(params, 2, 2, "a block and an index")
+        block = self._block_at(params[0])
+        return self._tx_at(block, params[1])
+
+    async def eth_get_tx_by_hash_and_index(self, params: list[Any]) -> dict[str, Any] | None:
+        expect_params(params, 2, 2, "a block hash and an index")
+        return self._tx_at(self._block_with_hash(params[0]), params[1])
+
+    def _tx_at(self, block: Block | None, index_in: Any) -> dict[str, Any] | None:
+        index = parse_qty(index_in, "index", 2**32)
+        if block is None:
+            return None
+        view = self._view(block)
+        return view.tx_object(view.entries[index]) if index < len(view.entries) else None
+
+    async def eth_get_transaction_receipt(self, params: list[Any]) -> dict[str, Any] | None:
+        expect_params(params, 1, 1, "one parameter: the transaction hash")
+        found = self._located(parse_hash(params[0], "transaction hash"))
+        if found is None:
+            return None
+        view, index = found
+        return view.receipt_object(view.entries[index])
+
+    async def eth_get_block_receipts(self, params: list[Any]) -> list[dict[str, Any]] | None:
+        expect_params(params, 1, 1, "one parameter: the block")
+        ref = params[0]
+        if isinstance(ref, dict) and set(ref) == {"blockHash"}:
+            block = self._block_with_hash(ref["blockHash"])
+        elif isinstance(ref, str) and len(ref) == 66:
+            block = self._block_with_hash(ref)
+        else:
+            block = self._block_at(ref)
+        if block is None:
+            return None
+        view = self._view(block)
+        return [view.receipt_object(e) for e in view.entries]
+
+    # ---- blocks --------------------------------------------------------------------------
+
+    def _block_object(self, block: Block | None, full_in: Any) -> dict[str, Any] | None:
+        if not isinstance(full_in, bool):
+            raise RpcError(INVALID_PARAMS, "the second parameter (full transactions) must be a boolean")
+        if block is None:
+            return None
+        return self._view(block).block_object(self._size(block), full_in)
+
+    async def eth_get_block_by_number(self, params: list[Any]) -> dict[str, Any] | None:
+        expect_params(params, 1, 2, "a block and whether to include full transactions")
+        return self._block_object(self._block_at(params[0]), param(params, 1, False))
+
+    async def eth_get_block_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
+        expect_params(params, 1, 2, "a block hash and whether to include full transactions")
+        return self._block_object(self._block_with_hash(params[0]), param(params, 1, False))
+
+    def _tx_count(self, block: Block | None) -> str | None:
+        return None if block is None else qty(len(self._view(block).entries))
+
+    async def eth_get_block_tx_count_by_number(self, params: list[Any]) -> str | None:
+        expect_params(params, 1, 1, "one parameter: the block")
+        return self._tx_count(self._block_at(params[0]))
+
+    async def eth_get_block_tx_count_by_hash(self, params: list[Any]) -> str | None:
+        expect_params(params, 1, 1, "one parameter: the block hash")
+        return self._tx_count(self._block_with_hash(params[0]))
+
+    async def eth_get_uncle_count_by_number(self, params: list[Any]) -> str | None:
+        expect_params(params, 1, 1, "one parameter: the block")
+        return None if self._block_at(params[0]) is None else "0x0"
+
+    async def eth_get_uncle_count_by_hash(self, params: list[Any]) -> str | None:
+        expect_params(params, 1, 1, "one parameter: the block hash")
+        return None if self._block_with_hash(params[0]) is None else "0x0"
+
+    # ---- logs and filters ----------------------------------------------------------------
+
+    def _query_logs(self, query: LogQuery) -> list[dict[str, Any]]:
+        """Every log the query matches, within the range and result limits (blocking)."""
+        if query.block_hash is not None:
+            block = self.node.ledger.block_by_hash(query.block_hash)
+            if block is None:
+                raise RpcError(SERVER_ERROR, "unknown block")
+            first = last = block.header.height
+        else:
+            first, last = resolve_range(query, self._head)
+            check_range(first, last)
+        return scan_logs(self.node.ledger, query.criteria, first, last, self._gas_limit)
+
+    async def eth_get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
+        expect_params(params, 1, 1, "one parameter: the filter object")
+        query = parse_log_query(params[0])
+        return await asyncio.to_thread(self._query_logs, query)
+
+    async def eth_new_filter(self, params: list[Any]) -> str:
+        expect_params(params, 1, 1, "one parameter: the filter object")
+        query = parse_log_query(params[0])
+        if query.block_hash is not None:
+            raise RpcError(INVALID_PARAMS, "a filter cannot name a blockHash; use eth_getLogs")
+        return self.filters.install(query, self._head + 1)
+
+    async def eth_new_block_filter(self, params: list[Any]) -> str:
+        expect_params(params, 0, 0, "no parameters")
+        return self.filters.install(None, self._head + 1)
+
+    async def eth_get_filter_changes(self, params: list[Any]) -> list[Any]:
+        """What committed since the last poll: block hashes, or matching logs. A poll covers
+        at most LOG_BLOCK_RANGE_MAX blocks; the next poll continues from there."""
+        expect_params(params, 1, 1, "one parameter: the filter id")
+        found = self.filters.get(params[0])
+        head = self._head
+        first = found.next_height
+        last = min(head, first + LOG_BLOCK_RANGE_MAX - 1)
+        query = found.query
+        if query is None:
+            hashes = []
+            for height in range(first, last + 1):
+                block = self.node.ledger.block(height)
+                if block is None:
+                    break
+                hashes.append(data_hex(block.hash))
+            found.next_height = first + len(hashes)
+            return hashes
+        if query.to_block is not None and query.to_block not in LATEST_TAGS:
+            last = min(last, parse_block_ref(query.to_block, head))
+        if query.from_block is not None and query.from_block not in LATEST_TAGS:
+            first = max(first, parse_block_ref(query.from_block, head))
+        logs: list[dict[str, Any]] = []
+        if first <= last:
+            ledger, criteria = self.node.ledger, query.criteria
+            logs = await asyncio.to_thread(scan_logs, ledger, criteria, first, last, self._gas_limit)
+        found.next_height = max(found.next_height, last + 1)  # only once the scan succeeded
+        return logs
+
+    async def eth_get_filter_logs(self, params: list[Any]) -> list[dict[str, Any]]:
+        expect_params(params, 1, 1, "one parameter: the filter id")
+        query = self.filters.get(params[0]).query
+        if query is None:
+            raise RpcError(INVALID_PARAMS, "not a log filter")
+        return await asyncio.to_thread(self._query_logs, query)
+
+    async def eth_uninstall_filter(self, params: list[Any]) -> bool:
+        expect_params(params, 1, 1, "one parameter: the filter id")
+        return self.filters.uninstall(params[0])
+
+    # ---- subscriptions (WebSocket only) --------------------------------------------------
+
+    def _subscription(self, method: str, params: list[Any], subscriber: Subscriber) -> Any:
+        if method == "eth_unsubscribe":
+            expect_params(params, 1, 1, "one parameter: the subscription id")
+            if not isinstance(params[0], str):
+                raise RpcError(INVALID_PARAMS, "the subscription id must be a string")
+            return subscriber.unsubscribe(params[0])
+        expect_params(params, 1, 2, "a subscription kind (newHeads or logs) and its options")
+        kind = params[0]
+        if kind == "newHeads":
+            if len(params) == 2 and params[1] not in (None, {}):
+                raise RpcError(INVALID_PARAMS, "newHeads takes no options")
+            return subscriber.subscribe(kind, None)
+        if kind == "logs":
+            spec = param(params, 1, {}) or {}
+            if not isinstance(spec, dict) or set(spec) - {"address", "topics"}:
+                raise RpcError(INVALID_PARAMS, "logs takes {address, topics}")
+            return subscriber.subscribe(kind, parse_criteria(spec))
+        raise RpcError(INVALID_PARAMS, f"unsupported subscription {kind!r}: newHeads or logs")
+
+
+def _call_error(outcome: EvmOutcome) -> RpcError:
+    if outcome.error.startswith("reverted"):
+        message = "execution reverted" + outcome.error[len("reverted") :]
+        return RpcError(EXECUTION_REVERTED, message, data_hex(outcome.output))
+    return RpcError(SERVER_ERROR, outcome.error)
+
+
+def _error(rid: Any, exc: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "error": exc.json()}
