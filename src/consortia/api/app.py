@@ -21,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from consortia import __version__
-from consortia.api.jsonrpc import JsonRpc, serve_websocket
+from consortia.api.jsonrpc import JsonRpc, RpcLimits, serve_websocket
 from consortia.api.jsonview import block_json, committed_tx_json, from_plain, header_json, plain, receipt_json
 from consortia.execution.errors import QueryError
 from consortia.execution.keys import contract_key
@@ -95,6 +95,7 @@ def create_app(
     rate_per_s: int = 50_000,
     rate_burst: int = 100_000,
     wait_timeout_ms_max: int = 60_000,
+    rpc_limits: RpcLimits | None = None,
 ) -> FastAPI:
     app = FastAPI(title="consortia node API", version=__version__, docs_url="/docs")
     bucket = TokenBucket(rate_per_s, rate_burst)
@@ -444,7 +445,7 @@ def create_app(
             node.unsubscribe_events(q)
 
     # ---- Ethereum JSON-RPC -----------------------------------------------------------------
-    rpc = JsonRpc(node)
+    rpc = JsonRpc(node, rpc_limits)
 
     @app.post("/jsonrpc")
     async def jsonrpc(request: Request) -> Response:

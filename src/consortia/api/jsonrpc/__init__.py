@@ -30,10 +30,10 @@ Differences from an Ethereum node:
   a nonce gap) gets a receipt with status 0 and no gas used.
 - No keys on the node (eth_accounts is empty; no eth_sendTransaction or eth_sign), no
   pending-transaction filters or subscriptions, no state overrides in eth_call.
-- eth_getLogs and eth_getFilterLogs span at most logs.LOG_BLOCK_RANGE_MAX blocks and answer
-  at most logs.LOG_RESULTS_MAX logs; past either they fail with -32005 (limit exceeded).
-  A node keeps at most filters.FILTERS_MAX filters, dropped after filters.FILTER_IDLE_S
-  seconds without a poll; a WebSocket holds at most websocket.SUBSCRIPTIONS_MAX subscriptions.
+- Limits (limits.RpcLimits): eth_getLogs and eth_getFilterLogs span at most 5,000 blocks
+  and answer at most 10,000 logs, past either they fail with -32005 (limit exceeded); a
+  node keeps at most 1,000 filters, each dropped after 5 minutes without a poll; a
+  WebSocket connection holds at most 100 subscriptions.
 
 Errors follow JSON-RPC 2.0: -32700 parse error, -32600 invalid request, -32601 unknown
 method, -32602 invalid params, -32603 internal error; -32000 for a transaction refused at
@@ -43,8 +43,17 @@ that reverted (`data` is the revert data), as geth answers.
 """
 
 from consortia.api.jsonrpc.codec import RpcError
+from consortia.api.jsonrpc.limits import RpcLimits
 from consortia.api.jsonrpc.methods import BATCH_REQUESTS_MAX, JsonRpc
 from consortia.api.jsonrpc.objects import block_gas_limit, logs_bloom
 from consortia.api.jsonrpc.websocket import serve_websocket
 
-__all__ = ["BATCH_REQUESTS_MAX", "JsonRpc", "RpcError", "block_gas_limit", "logs_bloom", "serve_websocket"]
+__all__ = [
+    "BATCH_REQUESTS_MAX",
+    "JsonRpc",
+    "RpcError",
+    "RpcLimits",
+    "block_gas_limit",
+    "logs_bloom",
+    "serve_websocket",
+]

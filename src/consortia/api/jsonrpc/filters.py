@@ -1,8 +1,8 @@
 """Polled filters (eth_newFilter, eth_newBlockFilter, eth_getFilterChanges): in memory, per node.
 
 A filter remembers the next height it has not reported yet; each poll reports what was
-committed since and moves on. At most FILTERS_MAX filters exist at once, and a filter not
-polled for FILTER_IDLE_S seconds is dropped, as geth drops them after five minutes.
+committed since and moves on. A node keeps a bounded number of filters, and drops a filter
+not polled for a while (limits.RpcLimits), as geth drops them after five minutes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 from consortia.api.jsonrpc.codec import LIMIT_EXCEEDED, SERVER_ERROR, RpcError
 from consortia.api.jsonrpc.logs import LogQuery
-
-FILTERS_MAX = 1_000
-FILTER_IDLE_S = 300.0
 
 
 @dataclass(slots=True)
@@ -31,8 +28,8 @@ class Filter:
 class FilterRegistry:
     def __init__(
         self,
-        limit: int = FILTERS_MAX,
-        idle_s: float = FILTER_IDLE_S,
+        limit: int,
+        idle_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit, self.idle_s, self.clock = limit, idle_s, clock

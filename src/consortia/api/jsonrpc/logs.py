@@ -16,10 +16,6 @@ from consortia.api.jsonrpc.codec import (
 from consortia.api.jsonrpc.objects import EthBlock, receipt_logs
 from consortia.ledger.store import Ledger
 
-# A query may span at most this many blocks and answer at most this many logs; above
-# either it fails with LIMIT_EXCEEDED, and the client narrows the range.
-LOG_BLOCK_RANGE_MAX = 5_000
-LOG_RESULTS_MAX = 10_000
 ADDRESSES_MAX = 1_000
 TOPIC_POSITIONS_MAX = 4
 TOPIC_CHOICES_MAX = 1_000
@@ -112,12 +108,13 @@ def resolve_range(query: LogQuery, head: int) -> tuple[int, int]:
     return first, min(last, head)
 
 
-def check_range(first: int, last: int) -> None:
-    if last - first + 1 > LOG_BLOCK_RANGE_MAX:
+def check_range(first: int, last: int, blocks_max: int) -> None:
+    """Raises RpcError (LIMIT_EXCEEDED) when [first, last] spans more than `blocks_max`."""
+    if last - first + 1 > blocks_max:
         raise RpcError(
             LIMIT_EXCEEDED,
-            f"block range too large: at most {LOG_BLOCK_RANGE_MAX} blocks per query",
-            {"limit": LOG_BLOCK_RANGE_MAX},
+            f"block range too large: at most {blocks_max} blocks per query",
+            {"limit": blocks_max},
         )
 
 
@@ -130,10 +127,10 @@ def block_logs(view: EthBlock, criteria: LogCriteria) -> list[dict[str, Any]]:
 
 
 def scan_logs(
-    ledger: Ledger, criteria: LogCriteria, first: int, last: int, gas_limit: int
+    ledger: Ledger, criteria: LogCriteria, first: int, last: int, gas_limit: int, results_max: int
 ) -> list[dict[str, Any]]:
     """Matching logs of committed blocks first..last, in order. Reads only blocks with a
-    matching log. Raises RpcError (LIMIT_EXCEEDED) past LOG_RESULTS_MAX results."""
+    matching log. Raises RpcError (LIMIT_EXCEEDED) past `results_max` results."""
     found: list[dict[str, Any]] = []
     for height in range(max(first, 1), last + 1):
         receipts = ledger.block_receipts(height)
@@ -145,10 +142,10 @@ def scan_logs(
         if block is None:
             break
         found.extend(block_logs(EthBlock(block, receipts, gas_limit), criteria))
-        if len(found) > LOG_RESULTS_MAX:
+        if len(found) > results_max:
             raise RpcError(
                 LIMIT_EXCEEDED,
-                f"query returned more than {LOG_RESULTS_MAX} results; narrow the block range",
-                {"limit": LOG_RESULTS_MAX},
+                f"query returned more than {results_max} results; narrow the block range",
+                {"limit": results_max},
             )
     return found

@@ -32,8 +32,8 @@ from consortia.api.jsonrpc.codec import (
     word_hex,
 )
 from consortia.api.jsonrpc.filters import FilterRegistry
+from consortia.api.jsonrpc.limits import RpcLimits
 from consortia.api.jsonrpc.logs import (
-    LOG_BLOCK_RANGE_MAX,
     LogCriteria,
     LogQuery,
     check_range,
@@ -81,9 +81,10 @@ class CallArgs:
 class JsonRpc:
     """Answers JSON-RPC requests from one node's committed ledger, state and admission."""
 
-    def __init__(self, node: Node, filters: FilterRegistry | None = None) -> None:
+    def __init__(self, node: Node, limits: RpcLimits | None = None) -> None:
         self.node = node
-        self.filters = filters or FilterRegistry()
+        self.limits = limits or RpcLimits()
+        self.filters = FilterRegistry(self.limits.filters_max, self.limits.filter_idle_s)
         self._methods: dict[str, Handler] = {
             "web3_clientVersion": self.web3_client_version,
             "web3_sha3": self.web3_sha3,
@@ -516,8 +517,12 @@ class JsonRpc:
             first = last = block.header.height
         else:
             first, last = resolve_range(query, self._head)
-            check_range(first, last)
-        return scan_logs(self.node.ledger, query.criteria, first, last, self._gas_limit)
+            check_range(first, last, self.limits.log_block_range_max)
+        return self._scan(query.criteria, first, last)
+
+    def _scan(self, criteria: LogCriteria, first: int, last: int) -> list[dict[str, Any]]:
+        ledger, limits = self.node.ledger, self.limits
+        return scan_logs(ledger, criteria, first, last, self._gas_limit, limits.log_results_max)
 
     async def eth_get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
         expect_params(params, 1, 1, "one parameter: the filter object")
@@ -537,12 +542,12 @@ class JsonRpc:
 
     async def eth_get_filter_changes(self, params: list[Any]) -> list[Any]:
         """What committed since the last poll: block hashes, or matching logs. A poll covers
-        at most LOG_BLOCK_RANGE_MAX blocks; the next poll continues from there."""
+        at most the log block range limit; the next poll continues from there."""
         expect_params(params, 1, 1, "one parameter: the filter id")
         found = self.filters.get(params[0])
         head = self._head
         first = found.next_height
-        last = min(head, first + LOG_BLOCK_RANGE_MAX - 1)
+        last = min(head, first + self.limits.log_block_range_max - 1)
         query = found.query
         if query is None:
             hashes = []
@@ -559,8 +564,7 @@ class JsonRpc:
             first = max(first, parse_block_ref(query.from_block, head))
         logs: list[dict[str, Any]] = []
         if first <= last:
-            ledger, criteria = self.node.ledger, query.criteria
-            logs = await asyncio.to_thread(scan_logs, ledger, criteria, first, last, self._gas_limit)
+            logs = await asyncio.to_thread(self._scan, query.criteria, first, last)
         found.next_height = max(found.next_height, last + 1)  # only once the scan succeeded
         return logs
 

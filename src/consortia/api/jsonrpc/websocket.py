@@ -26,8 +26,6 @@ from consortia.api.jsonrpc.objects import EthBlock, block_gas_limit
 from consortia.node.runtime import Node
 from consortia.types import Block, encode
 
-SUBSCRIPTIONS_MAX = 100
-
 
 @dataclass(slots=True)
 class _Subscription:
@@ -40,17 +38,17 @@ class _Subscription:
 class WsSession:
     """One WebSocket connection's subscriptions and its serialised writes."""
 
-    def __init__(self, ws: WebSocket, node: Node) -> None:
-        self.ws, self.node = ws, node
+    def __init__(self, ws: WebSocket, node: Node, subscriptions_max: int) -> None:
+        self.ws, self.node, self.subscriptions_max = ws, node, subscriptions_max
         self._subs: dict[str, _Subscription] = {}
         self._send_lock = asyncio.Lock()
 
     def subscribe(self, kind: str, criteria: LogCriteria | None) -> str:
         """A new subscription's id; it starts delivering once `start` runs (after the
         answer was sent), and sees every block committed from now on."""
-        if len(self._subs) >= SUBSCRIPTIONS_MAX:
+        if len(self._subs) >= self.subscriptions_max:
             raise RpcError(
-                LIMIT_EXCEEDED, f"too many subscriptions: at most {SUBSCRIPTIONS_MAX} per connection"
+                LIMIT_EXCEEDED, f"too many subscriptions: at most {self.subscriptions_max} per connection"
             )
         subscription_id = "0x" + secrets.token_hex(16)
         self._subs[subscription_id] = _Subscription(kind, criteria, self.node.subscribe_blocks())
@@ -107,7 +105,7 @@ class WsSession:
 async def serve_websocket(ws: WebSocket, rpc: JsonRpc, message_bytes_max: int) -> None:
     """Answer JSON-RPC messages on `ws` until the client goes away."""
     await ws.accept()
-    session = WsSession(ws, rpc.node)
+    session = WsSession(ws, rpc.node, rpc.limits.subscriptions_max)
     try:
         while True:
             message = await ws.receive()
