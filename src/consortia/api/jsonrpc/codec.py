@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 from consortia.execution.contract import ContractError
@@ -54,10 +55,10 @@ def parse_data(value: Any, what: str) -> bytes:
     """Raises RpcError (invalid params) unless `value` is "0x" + an even number of hex digits."""
     if not isinstance(value, str) or not value.startswith(("0x", "0X")):
         raise RpcError(INVALID_PARAMS, f"{what} must be a 0x-prefixed hex string")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError:
-        raise RpcError(INVALID_PARAMS, f"{what} is not valid hex") from None
+    digits = value[2:]
+    if len(digits) % 2 or any(c not in string.hexdigits for c in digits):
+        raise RpcError(INVALID_PARAMS, f"{what} is not valid hex")
+    return bytes.fromhex(digits)
 
 
 def parse_hash(value: Any, what: str) -> bytes:
@@ -71,10 +72,10 @@ def parse_qty(value: Any, what: str, maximum: int = UINT256_MAX) -> int:
     """A 0x-prefixed hex quantity in [0, maximum]."""
     if not isinstance(value, str) or not value.startswith(("0x", "0X")) or not 2 < len(value) <= 66:
         raise RpcError(INVALID_PARAMS, f"{what} must be a 0x-prefixed hex quantity")
-    try:
-        number = int(value[2:], 16)
-    except ValueError:
-        raise RpcError(INVALID_PARAMS, f"{what} is not a hex quantity") from None
+    digits = value[2:]
+    if any(c not in string.hexdigits for c in digits):
+        raise RpcError(INVALID_PARAMS, f"{what} is not a hex quantity")
+    number = int(digits, 16)
     if number > maximum:
         raise RpcError(INVALID_PARAMS, f"{what} exceeds {maximum}")
     return number
