@@ -151,3 +151,20 @@ def test_evm_transactions_appear_in_the_native_explorer_and_events_stream(
         assert status["transaction"] == listed
 
     serve_node(evm_crypto_dir, tmp_path / "net", body)
+
+
+def test_websocket_messages_are_rate_limited_and_size_limited(evm_crypto_dir: Path, tmp_path: Path) -> None:
+    async def body(h: Harness, ws_url: str) -> None:
+        async with connect(f"{ws_url}/jsonrpc") as socket:
+            ws = RpcSocket(socket)
+            await socket.send(
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": "web3_sha3", "params": ["0x" + "00" * 300]})
+            )
+            big = await ws.recv()
+            assert big["error"]["code"] == -32600 and "exceeds 400 bytes" in big["error"]["message"]
+            answers = [await ws.ask("eth_chainId", rid=i) for i in range(2, 8)]
+            assert answers[0]["result"].startswith("0x")
+            refused = [a for a in answers if "error" in a]
+            assert refused and {a["error"]["code"] for a in refused} == {-32005}
+
+    serve_node(evm_crypto_dir, tmp_path / "net", body, rate_per_s=1, rate_burst=4, body_bytes_max=400)

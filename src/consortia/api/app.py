@@ -458,7 +458,8 @@ def create_app(
     @app.websocket("/jsonrpc")
     async def jsonrpc_ws(ws: WebSocket) -> None:
         """Ethereum JSON-RPC over WebSocket: every method above, plus eth_subscribe."""
-        await serve_websocket(ws, rpc, body_bytes_max)
+        client = ws.client.host if ws.client else "unknown"
+        await serve_websocket(ws, rpc, body_bytes_max, lambda: bucket.allow(client))
 
     # ---- metrics --------------------------------------------------------------------------
     @app.get("/metrics")

@@ -12,3 +12,4 @@ class RpcLimits:
     filters_max: int = 1_000  # polled filters per node
     filter_idle_s: float = 300.0  # a filter not polled for this long is dropped (as geth)
     subscriptions_max: int = 100  # eth_subscribe subscriptions per WebSocket connection
+    offload_max: int = 2  # EVM calls and log scans running at once, off the event loop

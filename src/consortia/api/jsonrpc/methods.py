@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -58,6 +58,7 @@ FEE_PERCENTILES_MAX = 100
 # gas that works (as geth does): a little extra gas costs nothing here.
 ESTIMATE_TOLERANCE_PER_MILLE = 15
 
+T = TypeVar("T")
 Handler = Callable[[list[Any]], Awaitable[Any]]
 
 
@@ -85,6 +86,7 @@ class JsonRpc:
         self.node = node
         self.limits = limits or RpcLimits()
         self.filters = FilterRegistry(self.limits.filters_max, self.limits.filter_idle_s)
+        self._workers = asyncio.Semaphore(self.limits.offload_max)
         self._methods: dict[str, Handler] = {
             "web3_clientVersion": self.web3_client_version,
             "web3_sha3": self.web3_sha3,
@@ -223,6 +225,21 @@ class JsonRpc:
         raw = self.node.ledger.block_bytes(block.header.height)
         return 0 if raw is None else len(raw)
 
+    def _block_hashes(self, first: int, last: int) -> list[str]:
+        hashes: list[str] = []
+        for height in range(first, last + 1):
+            block = self.node.ledger.block(height)
+            if block is None:
+                break
+            hashes.append(data_hex(block.hash))
+        return hashes
+
+    async def _offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (EVM calls, ledger scans) off the event loop, a few at a time,
+        so the loop keeps admitting and the commit thread keeps its share of the CPU."""
+        async with self._workers:
+            return await asyncio.to_thread(fn, *args)
+
     def _parse_call(self, params: list[Any], what: str) -> CallArgs:
         expect_params(params, 1, 3, what)  # a third parameter (state overrides) is refused below
         call = params[0]
@@ -347,14 +364,14 @@ class JsonRpc:
     async def eth_call(self, params: list[Any]) -> str:
         args = self._parse_call(params, "a call object and a block")
         gas = None if args.gas is None else min(args.gas, TX_GAS_MAX)
-        outcome = await asyncio.to_thread(self._run_call, args, gas)
+        outcome = await self._offload(self._run_call, args, gas)
         if outcome.status == STATUS_OK:
             return data_hex(outcome.output)
         raise _call_error(outcome)
 
     async def eth_estimate_gas(self, params: list[Any]) -> str:
         args = self._parse_call(params, "a call object and a block")
-        return qty(await asyncio.to_thread(self._estimate, args))
+        return qty(await self._offload(self._estimate, args))
 
     def _estimate(self, args: CallArgs) -> int:
         """The least gas (within the tolerance) the call succeeds with, searched as geth does.
@@ -527,7 +544,7 @@ class JsonRpc:
     async def eth_get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
         expect_params(params, 1, 1, "one parameter: the filter object")
         query = parse_log_query(params[0])
-        return await asyncio.to_thread(self._query_logs, query)
+        return await self._offload(self._query_logs, query)
 
     async def eth_new_filter(self, params: list[Any]) -> str:
         expect_params(params, 1, 1, "one parameter: the filter object")
@@ -550,13 +567,8 @@ class JsonRpc:
         last = min(head, first + self.limits.log_block_range_max - 1)
         query = found.query
         if query is None:
-            hashes = []
-            for height in range(first, last + 1):
-                block = self.node.ledger.block(height)
-                if block is None:
-                    break
-                hashes.append(data_hex(block.hash))
-            found.next_height = first + len(hashes)
+            hashes = await self._offload(self._block_hashes, first, last)
+            found.next_height = max(found.next_height, first + len(hashes))
             return hashes
         if query.to_block is not None and query.to_block not in LATEST_TAGS:
             last = min(last, parse_block_ref(query.to_block, head))
@@ -564,7 +576,7 @@ class JsonRpc:
             first = max(first, parse_block_ref(query.from_block, head))
         logs: list[dict[str, Any]] = []
         if first <= last:
-            logs = await asyncio.to_thread(self._scan, query.criteria, first, last)
+            logs = await self._offload(self._scan, query.criteria, first, last)
         found.next_height = max(found.next_height, last + 1)  # only once the scan succeeded
         return logs
 
@@ -573,7 +585,7 @@ class JsonRpc:
         query = self.filters.get(params[0]).query
         if query is None:
             raise RpcError(INVALID_PARAMS, "not a log filter")
-        return await asyncio.to_thread(self._query_logs, query)
+        return await self._offload(self._query_logs, query)
 
     async def eth_uninstall_filter(self, params: list[Any]) -> bool:
         expect_params(params, 1, 1, "one parameter: the filter id")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +103,14 @@ class WsSession:
         return block_logs(view, sub.criteria)
 
 
-async def serve_websocket(ws: WebSocket, rpc: JsonRpc, message_bytes_max: int) -> None:
-    """Answer JSON-RPC messages on `ws` until the client goes away."""
+async def serve_websocket(
+    ws: WebSocket, rpc: JsonRpc, message_bytes_max: int, allow: Callable[[], bool] = lambda: True
+) -> None:
+    """Answer JSON-RPC messages on `ws` until the client goes away.
+
+    `allow` is asked once per message (the API's per-client rate limit); a message it
+    refuses is answered with LIMIT_EXCEEDED and not run.
+    """
     await ws.accept()
     session = WsSession(ws, rpc.node, rpc.limits.subscriptions_max)
     try:
@@ -115,6 +122,8 @@ async def serve_websocket(ws: WebSocket, rpc: JsonRpc, message_bytes_max: int) -
             if len(body) > message_bytes_max:
                 error = RpcError(INVALID_REQUEST, f"message exceeds {message_bytes_max} bytes")
                 answer: Any = {"jsonrpc": "2.0", "id": None, "error": error.json()}
+            elif not allow():
+                answer = _refusal(body, RpcError(LIMIT_EXCEEDED, "too many requests; slow down"))
             else:
                 answer = await rpc.handle(body, session)
             if answer is not None:
@@ -124,3 +133,18 @@ async def serve_websocket(ws: WebSocket, rpc: JsonRpc, message_bytes_max: int) -
         pass
     finally:
         await session.close()
+
+
+def _refusal(body: str | bytes, error: RpcError) -> Any:
+    """`error` as the answer to every request in `body`, under their ids, so clients that
+    wait for an answer by id get one."""
+    try:
+        request = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        request = None
+    requests = request if isinstance(request, list) else [request]
+    answers = [
+        {"jsonrpc": "2.0", "id": r.get("id") if isinstance(r, dict) else None, "error": error.json()}
+        for r in requests
+    ]
+    return answers if isinstance(request, list) else answers[0]
