@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from consortia.api.jsonrpc.calls import estimate_gas
+from consortia.api.jsonrpc.codec import RpcError
 from consortia.api.jsonrpc.logs import parse_criteria
 from consortia.api.jsonrpc.objects import EMPTY_UNCLES_HASH, EthBlock, logs_bloom
-from consortia.execution.evm.outcome import BLOCK_GAS_LIMIT, EVM_CONTRACT, LOG_EVENT
+from consortia.execution.evm.outcome import BLOCK_GAS_LIMIT, EVM_CONTRACT, LOG_EVENT, EvmOutcome
 from consortia.types import STATUS_FAILED, STATUS_OK, Block, Envelope, Event, Header, Receipt, encode
 from consortia.types.eth import (
     TX_TYPE_ACCESS_LIST,
@@ -126,3 +128,23 @@ def test_log_criteria_address_lists_wildcards_and_or_positions() -> None:
     # A position, even a wildcard one, needs the log to have that many topics.
     assert not parse_criteria({"topics": [None, None, None, None]}).matches(TOKEN, transfer)
     assert parse_criteria({"topics": [hexed[0], [], None]}).matches(TOKEN, transfer)
+
+
+def test_gas_estimate_finds_a_limit_that_works_when_the_gas_used_is_not_enough() -> None:
+    """Refunds and the 63/64 rule: a call may need more gas than it ends up using."""
+    runs: list[int] = []
+
+    def run(gas: int, needs: int = 95_000, uses: int = 40_000) -> EvmOutcome:
+        runs.append(gas)
+        if gas < needs:
+            return EvmOutcome(STATUS_FAILED, "out of gas", gas, b"", ())
+        return EvmOutcome(STATUS_OK, "", uses, b"", ())
+
+    found = estimate_gas(run, 30_000_000)
+    assert 95_000 <= found <= 95_000 * 1.015 and len(runs) < 30
+    assert estimate_gas(lambda gas: run(gas, 21_000, 21_000), 30_000_000) <= 21_000 * 1.015
+    try:
+        estimate_gas(run, 90_000)
+        raise AssertionError("an estimate above the cap")
+    except RpcError as exc:
+        assert exc.code == -32000 and "allowance (90000)" in exc.message

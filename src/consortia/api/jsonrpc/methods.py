@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from consortia import __version__
+from consortia.api.jsonrpc.calls import CallArgs, call_error, estimate_gas, parse_call
 from consortia.api.jsonrpc.codec import (
-    EXECUTION_REVERTED,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -31,6 +30,7 @@ from consortia.api.jsonrpc.codec import (
     qty,
     word_hex,
 )
+from consortia.api.jsonrpc.fees import fee_history, parse_block_count, parse_percentiles
 from consortia.api.jsonrpc.filters import FilterRegistry
 from consortia.api.jsonrpc.limits import RpcLimits
 from consortia.api.jsonrpc.logs import (
@@ -52,11 +52,6 @@ from consortia.types import STATUS_OK, Block, CodecError
 from consortia.types.eth import EthTransaction, eth_chain_id, keccak256, tx_kind
 
 BATCH_REQUESTS_MAX = 1000
-FEE_HISTORY_BLOCKS_MAX = 1024
-FEE_PERCENTILES_MAX = 100
-# eth_estimateGas stops its search once the answer is within this fraction of the least
-# gas that works (as geth does): a little extra gas costs nothing here.
-ESTIMATE_TOLERANCE_PER_MILLE = 15
 
 T = TypeVar("T")
 Handler = Callable[[list[Any]], Awaitable[Any]]
@@ -68,15 +63,6 @@ class Subscriber(Protocol):
     def subscribe(self, kind: str, criteria: LogCriteria | None) -> str: ...
 
     def unsubscribe(self, subscription_id: str) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class CallArgs:
-    sender: bytes
-    to: bytes | None
-    data: bytes
-    value: int
-    gas: int | None
 
 
 class JsonRpc:
@@ -241,23 +227,12 @@ class JsonRpc:
             return await asyncio.to_thread(fn, *args)
 
     def _parse_call(self, params: list[Any], what: str) -> CallArgs:
-        expect_params(params, 1, 3, what)  # a third parameter (state overrides) is refused below
-        call = params[0]
-        if not isinstance(call, dict):
-            raise RpcError(INVALID_PARAMS, "expected a call object")
+        expect_params(params, 1, 3, what)
         if len(params) == 3 and params[2] is not None:
             raise RpcError(INVALID_PARAMS, "state overrides are not supported")
+        args = parse_call(params[0])
         self._check_state_block(params, 1)
-        data_in, input_in = call.get("data"), call.get("input")
-        if data_in is not None and input_in is not None and data_in != input_in:
-            raise RpcError(INVALID_PARAMS, "both data and input given, and they differ")
-        return CallArgs(
-            sender=parse_addr(call["from"], "from") if call.get("from") else b"\x00" * 20,
-            to=parse_addr(call["to"], "to") if call.get("to") else None,
-            data=parse_data(input_in if input_in is not None else data_in or "0x", "data"),
-            value=parse_qty(call["value"], "value") if call.get("value") else 0,
-            gas=parse_qty(call["gas"], "gas", 2**64 - 1) if call.get("gas") else None,
-        )
+        return args
 
     def _run_call(self, args: CallArgs, gas: int | None) -> EvmOutcome:
         ledger = self.node.ledger
@@ -311,32 +286,9 @@ class JsonRpc:
 
     async def eth_fee_history(self, params: list[Any]) -> dict[str, Any]:
         expect_params(params, 2, 3, "blockCount, newestBlock and optional reward percentiles")
-        count_in = params[0]
-        if isinstance(count_in, int) and not isinstance(count_in, bool):
-            count = count_in
-        else:
-            count = parse_qty(count_in, "blockCount")
-        if not 1 <= count <= FEE_HISTORY_BLOCKS_MAX:
-            raise RpcError(INVALID_PARAMS, f"blockCount must be 1..{FEE_HISTORY_BLOCKS_MAX}")
+        count = parse_block_count(params[0])
         newest = min(parse_block_ref(params[1], self._head), self._head)
-        percentiles = param(params, 2)
-        if percentiles is not None:
-            if not isinstance(percentiles, list) or len(percentiles) > FEE_PERCENTILES_MAX:
-                raise RpcError(INVALID_PARAMS, f"rewardPercentiles: a list of at most {FEE_PERCENTILES_MAX}")
-            previous = 0.0
-            for p in percentiles:
-                if isinstance(p, bool) or not isinstance(p, int | float) or not previous <= p <= 100:
-                    raise RpcError(INVALID_PARAMS, "rewardPercentiles must rise within 0..100")
-                previous = float(p)
-        count = min(count, newest + 1)
-        out: dict[str, Any] = {
-            "oldestBlock": qty(newest - count + 1),
-            "baseFeePerGas": ["0x0"] * (count + 1),
-            "gasUsedRatio": [0.0] * count,
-        }
-        if percentiles is not None:
-            out["reward"] = [["0x0"] * len(percentiles) for _ in range(count)]
-        return out
+        return fee_history(count, newest, parse_percentiles(param(params, 2)))
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -367,47 +319,12 @@ class JsonRpc:
         outcome = await self._offload(self._run_call, args, gas)
         if outcome.status == STATUS_OK:
             return data_hex(outcome.output)
-        raise _call_error(outcome)
+        raise call_error(outcome)
 
     async def eth_estimate_gas(self, params: list[Any]) -> str:
         args = self._parse_call(params, "a call object and a block")
-        return qty(await self._offload(self._estimate, args))
-
-    def _estimate(self, args: CallArgs) -> int:
-        """The least gas (within the tolerance) the call succeeds with, searched as geth does.
-
-        Raises RpcError: code 3 with the revert data when it reverts even with the cap.
-        """
         cap = TX_GAS_MAX if args.gas is None else min(args.gas, TX_GAS_MAX)
-        outcome = self._run_call(args, cap)
-        if outcome.status != STATUS_OK:
-            if outcome.error == "out of gas":
-                raise RpcError(SERVER_ERROR, f"gas required exceeds allowance ({cap})")
-            raise _call_error(outcome)
-
-        def succeeds(gas: int) -> bool:
-            return self._run_call(args, gas).status == STATUS_OK
-
-        low, high = outcome.gas_used - 1, cap  # low fails (or is below the gas used), high works
-        # Calls forward at most 63/64 of the gas left (EIP-150) and refunds lower the gas
-        # used, so the gas used is often not enough; this first guess usually is.
-        guess = min(high, (outcome.gas_used + 2_300) * 64 // 63)
-        if guess < high:
-            if succeeds(guess):
-                high = guess
-            else:
-                low = guess
-        while low + 1 < high:
-            if (high - low) * 1000 < high * ESTIMATE_TOLERANCE_PER_MILLE:
-                break
-            mid = (low + high) // 2
-            if low > 0 and mid > 2 * low:
-                mid = 2 * low  # most calls need little more than they used
-            if succeeds(mid):
-                high = mid
-            else:
-                low = mid
-        return high
+        return qty(await self._offload(estimate_gas, lambda gas: self._run_call(args, gas), cap))
 
     async def eth_send_raw_transaction(self, params: list[Any]) -> str:
         expect_params(params, 1, 1, "one parameter: the signed transaction")
@@ -611,13 +528,6 @@ class JsonRpc:
                 raise RpcError(INVALID_PARAMS, "logs takes {address, topics}")
             return subscriber.subscribe(kind, parse_criteria(spec))
         raise RpcError(INVALID_PARAMS, f"unsupported subscription {kind!r}: newHeads or logs")
-
-
-def _call_error(outcome: EvmOutcome) -> RpcError:
-    if outcome.error.startswith("reverted"):
-        message = "execution reverted" + outcome.error[len("reverted") :]
-        return RpcError(EXECUTION_REVERTED, message, data_hex(outcome.output))
-    return RpcError(SERVER_ERROR, outcome.error)
 
 
 def _error(rid: Any, exc: RpcError) -> dict[str, Any]:
