@@ -16,13 +16,19 @@ from consortia.api.jsonrpc.codec import (
     parse_data,
     parse_qty,
 )
-from consortia.execution.evm.outcome import EvmOutcome
-from consortia.types import STATUS_OK
+from consortia.execution.evm.outcome import TX_GAS_MAX, EvmOutcome
+from consortia.types import STATUS_OK, ChannelConfig
 
 # The search stops once the answer is within this fraction of the least gas that works
 # (as geth's does): a little extra gas costs nothing here.
 ESTIMATE_TOLERANCE_PER_MILLE = 15
 CALL_STIPEND = 2_300
+
+
+def tx_gas_cap(config: ChannelConfig) -> int:
+    """The most gas one call or transaction may use (one place, so it can become a channel
+    setting)."""
+    return TX_GAS_MAX
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from consortia import __version__
-from consortia.api.jsonrpc.calls import CallArgs, call_error, estimate_gas, parse_call
+from consortia.api.jsonrpc.calls import CallArgs, call_error, estimate_gas, parse_call, tx_gas_cap
 from consortia.api.jsonrpc.codec import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -44,7 +44,7 @@ from consortia.api.jsonrpc.logs import (
 )
 from consortia.api.jsonrpc.objects import EthBlock, block_gas_limit, tx_object
 from consortia.execution.evm.layout import EvmStateError, read_account, read_code, read_storage
-from consortia.execution.evm.outcome import TX_GAS_MAX, EvmOutcome
+from consortia.execution.evm.outcome import EvmOutcome
 from consortia.ledger.errors import LedgerError
 from consortia.node.admission import AdmissionError
 from consortia.node.runtime import Node
@@ -315,7 +315,7 @@ class JsonRpc:
 
     async def eth_call(self, params: list[Any]) -> str:
         args = self._parse_call(params, "a call object and a block")
-        gas = None if args.gas is None else min(args.gas, TX_GAS_MAX)
+        gas = None if args.gas is None else min(args.gas, tx_gas_cap(self.node.config))
         outcome = await self._offload(self._run_call, args, gas)
         if outcome.status == STATUS_OK:
             return data_hex(outcome.output)
@@ -323,7 +323,8 @@ class JsonRpc:
 
     async def eth_estimate_gas(self, params: list[Any]) -> str:
         args = self._parse_call(params, "a call object and a block")
-        cap = TX_GAS_MAX if args.gas is None else min(args.gas, TX_GAS_MAX)
+        cap = tx_gas_cap(self.node.config)
+        cap = cap if args.gas is None else min(args.gas, cap)
         return qty(await self._offload(estimate_gas, lambda gas: self._run_call(args, gas), cap))
 
     async def eth_send_raw_transaction(self, params: list[Any]) -> str:
