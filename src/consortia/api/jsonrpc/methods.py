@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -54,6 +55,7 @@ from consortia.types.eth import EthTransaction, eth_chain_id, keccak256, tx_kind
 BATCH_REQUESTS_MAX = 1000
 
 T = TypeVar("T")
+VIEWS_CACHED = 16
 Handler = Callable[[list[Any]], Awaitable[Any]]
 
 
@@ -73,6 +75,7 @@ class JsonRpc:
         self.limits = limits or RpcLimits()
         self.filters = FilterRegistry(self.limits.filters_max, self.limits.filter_idle_s)
         self._workers = asyncio.Semaphore(self.limits.offload_max)
+        self._views: OrderedDict[int, EthBlock] = OrderedDict()  # used on the event loop only
         self._methods: dict[str, Handler] = {
             "web3_clientVersion": self.web3_client_version,
             "web3_sha3": self.web3_sha3,
@@ -140,7 +143,9 @@ class JsonRpc:
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
             return _error(None, RpcError(INVALID_REQUEST, "not a JSON-RPC 2.0 request"))
         rid = request.get("id")
-        method, params = request.get("method"), request.get("params", [])
+        method, params = request.get("method"), request.get("params")
+        if params is None:
+            params = []  # omitted (or null): no parameters
         try:
             if not isinstance(method, str) or not isinstance(params, list):
                 raise RpcError(INVALID_REQUEST, "method must be a string and params a list")
@@ -194,11 +199,22 @@ class JsonRpc:
         self._check_state_block(params, 1)
         return parse_addr(params[0], "address")
 
-    def _view(self, block: Block) -> EthBlock:
-        receipts = self.node.ledger.block_receipts(block.header.height)
+    def view(self, block: Block) -> EthBlock:
+        """The Ethereum view of a committed block; the last few are kept (clients poll
+        receipts of the newest blocks, and committed blocks never change)."""
+        height = block.header.height
+        cached = self._views.get(height)
+        if cached is not None and cached.block.hash == block.hash:
+            self._views.move_to_end(height)
+            return cached
+        receipts = self.node.ledger.block_receipts(height)
         if receipts is None:
-            raise RpcError(INTERNAL_ERROR, f"no receipts for block {block.header.height}")
-        return EthBlock(block, receipts, self._gas_limit)
+            raise RpcError(INTERNAL_ERROR, f"no receipts for block {height}")
+        made = EthBlock(block, receipts, self._gas_limit)
+        self._views[height] = made
+        while len(self._views) > VIEWS_CACHED:
+            self._views.popitem(last=False)
+        return made
 
     def _block_at(self, ref: Any) -> Block | None:
         height = parse_block_ref(ref, self._head)
@@ -351,7 +367,7 @@ class JsonRpc:
         block = self.node.ledger.block(location[0])
         if block is None:
             return None
-        view = self._view(block)
+        view = self.view(block)
         entry = view.by_channel_index(location[1])
         return None if entry is None else (view, entry.index)
 
@@ -380,7 +396,7 @@ class JsonRpc:
         index = parse_qty(index_in, "index", 2**32)
         if block is None:
             return None
-        view = self._view(block)
+        view = self.view(block)
         return view.tx_object(view.entries[index]) if index < len(view.entries) else None
 
     async def eth_get_transaction_receipt(self, params: list[Any]) -> dict[str, Any] | None:
@@ -402,7 +418,7 @@ class JsonRpc:
             block = self._block_at(ref)
         if block is None:
             return None
-        view = self._view(block)
+        view = self.view(block)
         return [view.receipt_object(e) for e in view.entries]
 
     # ---- blocks --------------------------------------------------------------------------
@@ -412,7 +428,7 @@ class JsonRpc:
             raise RpcError(INVALID_PARAMS, "the second parameter (full transactions) must be a boolean")
         if block is None:
             return None
-        return self._view(block).block_object(self._size(block), full_in)
+        return self.view(block).block_object(self._size(block), full_in)
 
     async def eth_get_block_by_number(self, params: list[Any]) -> dict[str, Any] | None:
         expect_params(params, 1, 2, "a block and whether to include full transactions")
@@ -423,7 +439,7 @@ class JsonRpc:
         return self._block_object(self._block_with_hash(params[0]), param(params, 1, False))
 
     def _tx_count(self, block: Block | None) -> str | None:
-        return None if block is None else qty(len(self._view(block).entries))
+        return None if block is None else qty(len(self.view(block).entries))
 
     async def eth_get_block_tx_count_by_number(self, params: list[Any]) -> str | None:
         expect_params(params, 1, 1, "one parameter: the block")

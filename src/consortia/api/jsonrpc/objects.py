@@ -95,6 +95,7 @@ class EthBlock:
         self.height = block.header.height
         self.hash_hex = data_hex(block.hash)
         self.entries: list[EthEntry] = []
+        self._decoded: dict[int, EthTransaction] = {}
         if self.height == 0:
             return  # genesis holds the channel config, not transactions
         cumulative = log_index = 0
@@ -164,8 +165,15 @@ class EthBlock:
         out["uncles"] = []
         return out
 
+    def transaction(self, entry: EthEntry) -> EthTransaction:
+        """The decoded transaction (sender recovery is the costly part, so it is kept)."""
+        tx = self._decoded.get(entry.index)
+        if tx is None:
+            tx = self._decoded[entry.index] = decode_eth_transaction(entry.raw)
+        return tx
+
     def tx_object(self, entry: EthEntry) -> dict[str, Any]:
-        return tx_object(decode_eth_transaction(entry.raw), self, entry.index)
+        return tx_object(self.transaction(entry), self, entry.index)
 
     def log_object(self, entry: EthEntry, log_index: int, log: EthLog) -> dict[str, Any]:
         address, topics, data = log
@@ -183,7 +191,7 @@ class EthBlock:
         }
 
     def receipt_object(self, entry: EthEntry) -> dict[str, Any]:
-        tx = decode_eth_transaction(entry.raw)
+        tx = self.transaction(entry)
         receipt = entry.receipt
         result = receipt.result if isinstance(receipt.result, dict) else {}
         created = result.get("contract_address")

@@ -23,8 +23,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from consortia.api.jsonrpc.codec import INVALID_REQUEST, LIMIT_EXCEEDED, RpcError
 from consortia.api.jsonrpc.logs import LogCriteria, block_logs
 from consortia.api.jsonrpc.methods import JsonRpc
-from consortia.api.jsonrpc.objects import EthBlock, block_gas_limit
-from consortia.node.runtime import Node
 from consortia.types import Block, encode
 
 
@@ -39,18 +37,17 @@ class _Subscription:
 class WsSession:
     """One WebSocket connection's subscriptions and its serialised writes."""
 
-    def __init__(self, ws: WebSocket, node: Node, subscriptions_max: int) -> None:
-        self.ws, self.node, self.subscriptions_max = ws, node, subscriptions_max
+    def __init__(self, ws: WebSocket, rpc: JsonRpc) -> None:
+        self.ws, self.rpc, self.node = ws, rpc, rpc.node
         self._subs: dict[str, _Subscription] = {}
         self._send_lock = asyncio.Lock()
 
     def subscribe(self, kind: str, criteria: LogCriteria | None) -> str:
         """A new subscription's id; it starts delivering once `start` runs (after the
         answer was sent), and sees every block committed from now on."""
-        if len(self._subs) >= self.subscriptions_max:
-            raise RpcError(
-                LIMIT_EXCEEDED, f"too many subscriptions: at most {self.subscriptions_max} per connection"
-            )
+        most = self.rpc.limits.subscriptions_max
+        if len(self._subs) >= most:
+            raise RpcError(LIMIT_EXCEEDED, f"too many subscriptions: at most {most} per connection")
         subscription_id = "0x" + secrets.token_hex(16)
         self._subs[subscription_id] = _Subscription(kind, criteria, self.node.subscribe_blocks())
         return subscription_id
@@ -94,10 +91,7 @@ class WsSession:
                     )
 
     def _render(self, sub: _Subscription, block: Block) -> list[dict[str, Any]]:
-        receipts = self.node.ledger.block_receipts(block.header.height)
-        if receipts is None:  # pragma: no cover - a published block is committed
-            return []
-        view = EthBlock(block, receipts, block_gas_limit(self.node.config))
+        view = self.rpc.view(block)
         if sub.criteria is None:
             return [view.header_object(len(encode(block)))]
         return block_logs(view, sub.criteria)
@@ -112,7 +106,7 @@ async def serve_websocket(
     refuses is answered with LIMIT_EXCEEDED and not run.
     """
     await ws.accept()
-    session = WsSession(ws, rpc.node, rpc.limits.subscriptions_max)
+    session = WsSession(ws, rpc)
     try:
         while True:
             message = await ws.receive()
