@@ -9,8 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
 from websockets.asyncio.client import ClientConnection, connect
 
+from consortia.cli.main import app
 from tests.node.conftest import Harness
 
 from .evm_kit import ALICE, ALICE_KEY, BOB, TRANSFER_TOPIC, address_word, call_data, token_deploy_data
@@ -149,6 +151,14 @@ def test_evm_transactions_appear_in_the_native_explorer_and_events_stream(
         assert status["receipt"]["status"] == "ok" and status["receipt"]["steps"] == int(sent["gasUsed"], 16)
         assert [e["contract"] for e in status["receipt"]["events"]] == ["evm"]
         assert status["transaction"] == listed
+
+        # The block command of the CLI shows both kinds (it blocks: run it beside the server).
+        http_url = ws_url.replace("ws://", "http://")
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, app, ["block", "get", str(height), "--url", http_url]
+        )
+        assert shown.exit_code == 0, shown.output
+        assert f"eth 0x{ALICE.hex()} -> {token_hex} nonce 1" in shown.output
 
     serve_node(evm_crypto_dir, tmp_path / "net", body)
 
