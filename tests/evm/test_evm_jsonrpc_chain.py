@@ -201,13 +201,20 @@ def test_a_block_mixing_native_and_ethereum_transactions(evm_crypto_dir: Path, t
         assert eth_block["gasUsed"] == second["cumulativeGasUsed"]
         assert await result(h, "eth_getBlockTransactionCountByNumber", hex(height)) == "0x2"
 
-        # A transaction still in the pool has no block: as the object says while pending.
-        pending = tx_object(decode_eth_transaction(bytes.fromhex(alice.raw(BOB)[2:])), None, None)
-        assert (
-            pending["blockHash"] is None
-            and pending["blockNumber"] is None
-            and pending["transactionIndex"] is None
-        )
+        # Looked up at once, a transaction is still in the pool (no block yet) or already
+        # committed; either way it is found, and once committed it carries its block.
+        raw = alice.raw(BOB)
+        tx_hash = await result(h, "eth_sendRawTransaction", raw)
+        early = await result(h, "eth_getTransactionByHash", tx_hash)
+        decoded = decode_eth_transaction(bytes.fromhex(raw[2:]))
+        assert early["hash"] == tx_hash and early["nonce"] == hex(decoded.nonce)
+        assert early == tx_object(decoded, None, None) or early["blockHash"] is not None
+        done = await receipt(h, tx_hash)
+        late = await result(h, "eth_getTransactionByHash", tx_hash)
+        assert (late["blockHash"], late["transactionIndex"]) == (done["blockHash"], done["transactionIndex"])
+        assert {k: v for k, v in late.items() if not k.startswith(("block", "transactionIndex"))} == {
+            k: v for k, v in early.items() if not k.startswith(("block", "transactionIndex"))
+        }
 
     run_node(evm_crypto_dir, tmp_path / "net", body)
 
