@@ -178,9 +178,9 @@ class OverlayAccountDB(AccountDatabaseAPI):
     # ---- journal: one child overlay per checkpoint ----------------------------------------
 
     def record(self) -> JournalDBCheckpoint:
-        # py-evm's process-wide counter, never a counter of our own: Cancun's transient
-        # storage journals these same ids beside ids it draws from that counter, so ids
-        # of our own would collide with them ("existing checkpoint") after a few calls.
+        # py-evm records the same checkpoint in its transient-storage journal (EIP-1153),
+        # whose own entries come from its process-wide counter: drawing ours from that
+        # counter too keeps the two from ever colliding.
         checkpoint = get_next_checkpoint()
         self._layers.append(self._top.child())
         self._warm.append(set())
