@@ -70,7 +70,7 @@ class Wallet:
             self.key,
             chain_id=self.chain_id,
             nonce=nonce,
-            gas=kw.pop("gas", 3_000_000),
+            gas=kw.pop("gas", 1_000_000),  # within every channel's per-transaction gas cap
             to=to,
             data=data,
             tx_type=kw.pop("tx_type", TX_TYPE_FEE_MARKET),

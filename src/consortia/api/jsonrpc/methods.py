@@ -314,7 +314,16 @@ class JsonRpc:
 
     async def eth_get_transaction_count(self, params: list[Any]) -> str:
         address = self._address_param(params, "address and block")
-        return qty(read_account(self.node.ledger.state, address).nonce)
+        committed = read_account(self.node.ledger.state, address).nonce
+        if param(params, 1) == "pending":
+            return qty(self._pending_nonce(address, committed))
+        return qty(committed)
+
+    def _pending_nonce(self, address: bytes, committed: int) -> int:
+        """The next nonce `address` may use, counting its pooled transactions (wallets ask
+        for it to send several at once). The pool has no per-sender nonce view yet, so this
+        is the committed nonce."""
+        return committed
 
     async def eth_get_code(self, params: list[Any]) -> str:
         address = self._address_param(params, "address and block")
