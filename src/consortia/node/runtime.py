@@ -472,10 +472,6 @@ class Node:
     def is_pending(self, tx_id: bytes) -> bool:
         return tx_id in self.mempool
 
-    def pending_transaction(self, tx_id: bytes) -> Transaction | EthTransaction | None:
-        """The decoded transaction `tx_id` while it waits in the pool, else None."""
-        return self._pending.get(tx_id) if tx_id in self.mempool else None
-
     # ---- reads --------------------------------------------------------------------------
     def query(self, contract: str, method: str, args: list[Any], caller: Caller | None = None) -> Any:
         head = self.ledger.head
@@ -500,6 +496,10 @@ class Node:
 
     def unsubscribe_events(self, q: asyncio.Queue[tuple[int, bytes, Receipt]]) -> None:
         self._event_subscribers.discard(q)
+
+    def pending_transaction(self, tx_id: bytes) -> Transaction | EthTransaction | None:
+        """The decoded transaction `tx_id` while it waits in the pool, else None."""
+        return self._pending.get(tx_id) if tx_id in self.mempool else None
 
 
 def _offer(q: asyncio.Queue[Any], item: object) -> None:
