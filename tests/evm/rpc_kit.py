@@ -14,7 +14,7 @@ from consortia.api.app import create_app
 from consortia.cli.procs import free_port
 from consortia.node.config import load_config
 from consortia.node.main import build_node
-from consortia.types.eth import TX_TYPE_FEE_MARKET, eth_address, eth_chain_id, sign_eth_transaction
+from consortia.types.eth import TX_TYPE_FEE_MARKET, eth_address, sign_eth_transaction
 from tests.node.conftest import Harness, make_node_config
 
 T = TypeVar("T")
@@ -56,12 +56,15 @@ async def receipt(h: Harness, tx_hash: str) -> dict[str, Any]:
 class Wallet:
     """Signs Ethereum transactions for one key, counting its nonces."""
 
-    def __init__(self, h: Harness, key: bytes) -> None:
-        cfg = h.node.config
-        self.h, self.key = h, key
+    def __init__(self, h: Harness, key: bytes, chain_id: int) -> None:
+        self.h, self.key, self.chain_id = h, key, chain_id
         self.address = eth_address(key)
-        self.chain_id = eth_chain_id(cfg.chain_id, cfg.channel)
         self.nonce = 0
+
+    @classmethod
+    async def of(cls, h: Harness, key: bytes) -> Wallet:
+        """A wallet for the node's chain, as a wallet learns it: from eth_chainId."""
+        return cls(h, key, int(await result(h, "eth_chainId"), 16))
 
     def raw(self, to: bytes | None, data: bytes = b"", **kw: Any) -> str:
         nonce = kw.pop("nonce", self.nonce)

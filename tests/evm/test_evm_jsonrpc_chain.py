@@ -56,7 +56,7 @@ def test_node_and_fee_methods(evm_crypto_dir: Path, tmp_path: Path) -> None:
 def test_blocks_transactions_storage_and_estimates(evm_crypto_dir: Path, tmp_path: Path) -> None:
     async def body(h: Harness) -> None:
         await permit(h, ALICE, "org1")
-        alice = Wallet(h, ALICE_KEY)
+        alice = await Wallet.of(h, ALICE_KEY)
 
         # Deploy with the estimate: it must be enough, and not far above what is used.
         deploy_data = token_deploy_data("Coin", "C", 1_000)
@@ -163,7 +163,7 @@ def test_a_block_mixing_native_and_ethereum_transactions(evm_crypto_dir: Path, t
 
     async def body(h: Harness) -> None:
         await permit(h, ALICE, "org1")
-        alice = Wallet(h, ALICE_KEY)
+        alice = await Wallet.of(h, ALICE_KEY)
         admin = h.who("org1", "admin@org1")
         for _ in range(20):  # the engine cuts blocks every few ms: retry until both share one
             natives = [h.sign(admin, "token", "issue", "org1/mix", 1).raw for _ in range(2)]

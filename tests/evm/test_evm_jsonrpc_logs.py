@@ -40,7 +40,7 @@ def _hashes(logs: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def test_get_logs_filters_by_address_topics_and_range(evm_crypto_dir: Path, tmp_path: Path) -> None:
     async def body(h: Harness) -> None:
         await permit(h, ALICE, "org1")
-        alice = Wallet(h, ALICE_KEY)
+        alice = await Wallet.of(h, ALICE_KEY)
         minted = await alice.send_and_wait(None, token_deploy_data("Coin", "C", 1_000))
         token = bytes.fromhex(minted["contractAddress"][2:])
         probe = bytes.fromhex((await alice.send_and_wait(None, PROBE_CODE))["contractAddress"][2:])
@@ -94,7 +94,7 @@ def test_get_logs_filters_by_address_topics_and_range(evm_crypto_dir: Path, tmp_
 def test_log_queries_past_a_limit_fail_with_limit_exceeded(evm_crypto_dir: Path, tmp_path: Path) -> None:
     async def body(h: Harness) -> None:
         await permit(h, ALICE, "org1")
-        alice = Wallet(h, ALICE_KEY)
+        alice = await Wallet.of(h, ALICE_KEY)
         token = bytes.fromhex(
             (await alice.send_and_wait(None, token_deploy_data("C", "C", 100)))["contractAddress"][2:]
         )
@@ -121,7 +121,7 @@ def test_log_queries_past_a_limit_fail_with_limit_exceeded(evm_crypto_dir: Path,
 def test_filters_report_changes_since_the_last_poll(evm_crypto_dir: Path, tmp_path: Path) -> None:
     async def body(h: Harness) -> None:
         await permit(h, ALICE, "org1")
-        alice = Wallet(h, ALICE_KEY)
+        alice = await Wallet.of(h, ALICE_KEY)
         token = bytes.fromhex(
             (await alice.send_and_wait(None, token_deploy_data("C", "C", 100)))["contractAddress"][2:]
         )

@@ -56,7 +56,7 @@ class RpcSocket:
 def test_websocket_serves_methods_and_subscriptions(evm_crypto_dir: Path, tmp_path: Path) -> None:
     async def body(h: Harness, ws_url: str) -> None:
         await permit(h, ALICE, "org1")
-        alice = Wallet(h, ALICE_KEY)
+        alice = await Wallet.of(h, ALICE_KEY)
         token_hex = (await alice.send_and_wait(None, token_deploy_data("Coin", "C", 100)))["contractAddress"]
         token = bytes.fromhex(token_hex[2:])
         async with connect(f"{ws_url}/jsonrpc") as socket:
@@ -122,7 +122,7 @@ def test_evm_transactions_appear_in_the_native_explorer_and_events_stream(
 ) -> None:
     async def body(h: Harness, ws_url: str) -> None:
         await permit(h, ALICE, "org1")
-        alice = Wallet(h, ALICE_KEY)
+        alice = await Wallet.of(h, ALICE_KEY)
         token_hex = (await alice.send_and_wait(None, token_deploy_data("Coin", "C", 100)))["contractAddress"]
         token = bytes.fromhex(token_hex[2:])
         events_url = f"{ws_url}/v1/channels/main/ws/events?contract=evm&name=log"
