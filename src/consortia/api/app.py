@@ -21,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from consortia import __version__
-from consortia.api.jsonrpc import JsonRpc
+from consortia.api.jsonrpc import JsonRpc, RpcLimits, serve_websocket
 from consortia.api.jsonview import block_json, committed_tx_json, from_plain, header_json, plain, receipt_json
 from consortia.execution.errors import QueryError
 from consortia.execution.keys import contract_key
@@ -43,6 +43,8 @@ STATUS_BY_CODE = {
     "bad_certificate": 403,
     "bad_signature": 401,
     "not_permitted": 403,
+    "nonce_taken": 409,
+    "account_queue_full": 429,
 }
 BATCH_TXS_MAX = 10_000
 QUERY_ERRORS = {
@@ -95,6 +97,7 @@ def create_app(
     rate_per_s: int = 50_000,
     rate_burst: int = 100_000,
     wait_timeout_ms_max: int = 60_000,
+    rpc_limits: RpcLimits | None = None,
 ) -> FastAPI:
     app = FastAPI(title="consortia node API", version=__version__, docs_url="/docs")
     bucket = TokenBucket(rate_per_s, rate_burst)
@@ -444,7 +447,7 @@ def create_app(
             node.unsubscribe_events(q)
 
     # ---- Ethereum JSON-RPC -----------------------------------------------------------------
-    rpc = JsonRpc(node)
+    rpc = JsonRpc(node, rpc_limits)
 
     @app.post("/jsonrpc")
     async def jsonrpc(request: Request) -> Response:
@@ -453,6 +456,12 @@ def create_app(
         if answer is None:
             return Response(status_code=204)
         return Response(msgspec.json.encode(answer), media_type="application/json")
+
+    @app.websocket("/jsonrpc")
+    async def jsonrpc_ws(ws: WebSocket) -> None:
+        """Ethereum JSON-RPC over WebSocket: every method above, plus eth_subscribe."""
+        client = ws.client.host if ws.client else "unknown"
+        await serve_websocket(ws, rpc, body_bytes_max, lambda: bucket.allow(client))
 
     # ---- metrics --------------------------------------------------------------------------
     @app.get("/metrics")

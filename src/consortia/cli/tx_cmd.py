@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -126,7 +126,16 @@ def block_get(height: int, url: str = URL_OPT, channel: str = CHANNEL_OPT, as_js
         table.add_row(k, str(v))
     console.print(table)
     for tx in block.get("transactions", []):
-        console.print(f"  {tx['tx_id'][:16]}  {tx['contract']}.{tx['method']}({tx['args']})")
+        console.print(f"  {tx['tx_id'][:16]}  {_tx_summary(tx)}", markup=False, soft_wrap=True)
+
+
+def _tx_summary(tx: dict[str, Any]) -> str:
+    """One line for a native call or an Ethereum transaction (as the block API lists them)."""
+    if tx.get("kind") == "eth":
+        to = tx["to"] or "(contract creation)"
+        size = (len(tx["data"]) - 2) // 2
+        return f"eth {tx['from']} -> {to} nonce {tx['nonce']} value {tx['value']} data {size} bytes"
+    return f"{tx['contract']}.{tx['method']}({tx['args']})"
 
 
 COMPOSITE_OPT = typer.Option(

@@ -519,6 +519,10 @@ class Node:
     def unsubscribe_events(self, q: asyncio.Queue[tuple[int, bytes, Receipt]]) -> None:
         self._event_subscribers.discard(q)
 
+    def pending_transaction(self, tx_id: bytes) -> Transaction | EthTransaction | None:
+        """The decoded transaction `tx_id` while it waits in the pool, else None."""
+        return self._pending.get(tx_id) if tx_id in self.mempool else None
+
 
 def _offer(q: asyncio.Queue[Any], item: object) -> None:
     """Deliver without blocking the node; a subscriber that falls behind loses the oldest."""
