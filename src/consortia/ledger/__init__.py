@@ -3,6 +3,7 @@
 from consortia.ledger.blockstore import BlockStore
 from consortia.ledger.errors import (
     CorruptBlock,
+    IncompatibleFormat,
     InvalidBlock,
     InvalidWrite,
     LedgerCorrupt,
@@ -32,6 +33,7 @@ __all__ = [
     "BlockStore",
     "CommittedState",
     "CorruptBlock",
+    "IncompatibleFormat",
     "InvalidBlock",
     "InvalidWrite",
     "KeyVersion",

@@ -1,16 +1,23 @@
 """The ledger of one channel: block file + one LMDB environment, committed together.
 
-Directory layout (one per channel):
+Directory layout (one per channel), format 2:
     blocks.dat   append-only block records (consortia.ledger.blockstore)
     index/       LMDB environment with named databases:
         state     key -> value                      the current state
         smt       node position -> node             the sparse Merkle tree over state
-        history   len(key)|key|height|tx_index -> [tx_id, value | None]
+        history   len(key)|key|height -> [tx_index, value | None, ...]   every version a
+                  block left for the key, in transaction order (one entry per key and block)
         blocks    height -> (offset, length)        where each block record is
         hashes    block hash -> height
-        txs       tx_id -> (height, index)
-        receipts  height|index -> encoded Receipt   (appended in order: no random writes)
-        meta      channel, chain_id, head (encoded Header), block_end
+        txs       tx_id -> varint height, varint index
+        receipts  height -> block's tx ids (32 bytes each) + zlib(receipts without their tx id)
+        meta      format, channel, chain_id, head (encoded Header), block_end
+
+What the block file holds is not stored again: a receipt keeps what execution produced and
+gets its tx id back from its block's id list, which history entries use too. Per block the
+index grows by one appended `receipts` and `blocks` record, one `hashes` record, one `txs`
+record per transaction and one `history` entry per written key; heights in history keys are
+written as a length byte and the minimal big-endian bytes, so they sort and stay short.
 
 Commit order: append the block record and fdatasync it, then apply everything else in ONE
 LMDB write transaction (synchronous). A block is durable, and may be acknowledged, once
@@ -21,10 +28,11 @@ next open cuts off. LMDB holds state, proof nodes and indexes so they change ato
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import lmdb
 import msgspec
@@ -32,6 +40,7 @@ import msgspec
 from consortia.crypto import ZERO_HASH, merkle_proof, merkle_root, sha256
 from consortia.ledger.blockstore import BlockStore
 from consortia.ledger.errors import (
+    IncompatibleFormat,
     InvalidBlock,
     InvalidWrite,
     LedgerCorrupt,
@@ -46,7 +55,7 @@ from consortia.ledger.errors import (
 from consortia.ledger.interface import StateReader, Write
 from consortia.ledger.proofs import HASH_BYTES, StateProof, TxProof
 from consortia.ledger.smt import SmtUpdate, SparseMerkleTree
-from consortia.types import Block, CodecError, Header, Receipt, decode, encode
+from consortia.types import Block, CodecError, Event, Header, Receipt, decode, encode
 from consortia.types.eth import tx_id_of
 
 # LMDB refuses keys over 511 bytes; leave room for composite keys built on state keys.
@@ -60,11 +69,19 @@ CACHE_NODES_DEFAULT = 1 << 18
 BLOCKS_FILE = "blocks.dat"
 INDEX_DIR = "index"
 
+# Bumped whenever what the index holds, or how, changes; a directory of another format is
+# refused on open rather than misread.
+FORMAT_VERSION = 2
+# zlib level of a block's receipts: level 1 already shrinks typical receipts ~15x, and costs
+# well under a millisecond per thousand receipts.
+RECEIPTS_ZLIB_LEVEL = 1
+
 _U64 = struct.Struct(">Q")
-_LOCATION = struct.Struct(">QI")  # (height or offset, index or length)
-_HISTORY_SUFFIX = struct.Struct(">QI")  # height, tx_index + 1 (so BLOCK_WRITE_INDEX sorts first)
+_U32 = struct.Struct(">I")
+_LOCATION = struct.Struct(">QI")  # (offset, length) of a block record
 _KEY_LENGTH = struct.Struct(">H")
 
+_META_FORMAT = b"format"
 _META_CHANNEL = b"channel"
 _META_CHAIN_ID = b"chain_id"
 _META_HEAD = b"head"
@@ -82,9 +99,14 @@ class KeyVersion(NamedTuple):
     value: bytes | None
 
 
-class _HistoryEntry(msgspec.Struct, array_like=True, frozen=True):
-    tx_id: bytes
-    value: bytes | None
+class _StoredReceipt(msgspec.Struct, array_like=True, frozen=True):
+    """A Receipt without its tx id, which the block's id list holds."""
+
+    status: int
+    error: str
+    events: list[Event]
+    steps: int
+    result: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +209,9 @@ class Ledger:
 
         Recovery cuts the block file back to the end of the last committed block (a torn
         write, or a block appended but never indexed). Raises WrongChannel when the directory
-        belongs to another channel, LedgerCorrupt when the block file is shorter than the
-        index says, OSError / lmdb.Error for I/O failures.
+        belongs to another channel, IncompatibleFormat when it was written in another on-disk
+        format, LedgerCorrupt when the block file is shorter than the index says, OSError /
+        lmdb.Error for I/O failures.
         """
         path.mkdir(parents=True, exist_ok=True)
         env = lmdb.open(
@@ -203,9 +226,17 @@ class Ledger:
         try:
             with env.begin(write=True) as txn:
                 dbs = {name: env.open_db(name, txn=txn) for name in _DB_NAMES}
-                stored = txn.get(_META_CHANNEL, db=dbs[b"meta"])
+                meta = dbs[b"meta"]
+                stored = txn.get(_META_CHANNEL, db=meta)
+                stored_format = txn.get(_META_FORMAT, db=meta)
                 if stored is None:
-                    txn.put(_META_CHANNEL, channel.encode(), db=dbs[b"meta"])
+                    txn.put(_META_FORMAT, str(FORMAT_VERSION).encode(), db=meta)
+                    txn.put(_META_CHANNEL, channel.encode(), db=meta)
+                elif stored_format != str(FORMAT_VERSION).encode():
+                    found = "1" if stored_format is None else stored_format.decode(errors="replace")
+                    raise IncompatibleFormat(
+                        f"{path} holds ledger format {found}; this version reads format {FORMAT_VERSION}"
+                    )
                 elif stored != channel.encode():
                     raise WrongChannel(f"{path} holds channel {stored.decode(errors='replace')!r}")
                 raw_end = txn.get(_META_BLOCK_END, db=dbs[b"meta"])
@@ -330,7 +361,7 @@ class Ledger:
         receipts; OSError / lmdb.Error on I/O failure (the block is then not committed).
         """
         self._check_open()
-        tx_ids, encoded_receipts = self._check_block(block, receipts, prepared)
+        tx_ids, stored_receipts = self._check_block(block, receipts, prepared)
         header = block.header
         block_hash = header.hash
         old_end = self._blocks.end
@@ -338,8 +369,13 @@ class Ledger:
         try:
             self._blocks.sync()
             with self._env.begin(write=True) as txn:
-                self._write_index(txn, block, block_hash, tx_ids, encoded_receipts, prepared)
-                self._put(txn, b"blocks", _U64.pack(header.height), _LOCATION.pack(offset, length))
+                self._write_index(txn, block, block_hash, tx_ids, stored_receipts, prepared)
+                txn.put(
+                    _U64.pack(header.height),
+                    _LOCATION.pack(offset, length),
+                    append=True,
+                    db=self._dbs[b"blocks"],
+                )
                 self._put(txn, b"meta", _META_BLOCK_END, _U64.pack(offset + length))
         except BaseException:
             # The index never mentioned this record: cut it so the file ends at the head again.
@@ -356,13 +392,13 @@ class Ledger:
 
     def _check_block(
         self, block: Block, receipts: Sequence[Receipt], prepared: PreparedState
-    ) -> tuple[list[bytes], list[bytes]]:
+    ) -> tuple[list[bytes], list[_StoredReceipt]]:
         """Refuse a block that is not the next one or whose header does not match its body.
 
-        Returns the transaction ids and the encoded receipts. The genesis block (height 0)
-        carries the channel's initial data, not signed transactions: its `txs` are committed
-        by tx_root but not decoded, indexed or receipted (tx_count 0, no receipts), and its
-        writes' history entries carry an empty tx id.
+        Returns the transaction ids and the receipts as stored (without their tx ids). The
+        genesis block (height 0) carries the channel's initial data, not signed transactions:
+        its `txs` are committed by tx_root but not decoded, indexed or receipted (tx_count 0,
+        no receipts), and its writes' history entries carry an empty tx id.
         """
         header = block.header
         if header.height != self.height + 1:
@@ -397,7 +433,8 @@ class Ledger:
         cert = block.certificate
         if cert is not None and (cert.height != header.height or cert.block_hash != header.hash):
             raise InvalidBlock("the commit certificate is for another block")
-        return tx_ids, encoded_receipts
+        stored = [_StoredReceipt(r.status, r.error, r.events, r.steps, r.result) for r in receipts]
+        return tx_ids, stored
 
     def _write_index(
         self,
@@ -405,7 +442,7 @@ class Ledger:
         block: Block,
         block_hash: bytes,
         tx_ids: list[bytes],
-        encoded_receipts: list[bytes],
+        stored_receipts: list[_StoredReceipt],
         prepared: PreparedState,
     ) -> None:
         height = block.header.height
@@ -420,17 +457,28 @@ class Ledger:
                 txn.delete(node_key, db=smt_db)
             else:
                 txn.put(node_key, node, db=smt_db)
+        # One entry per key and block, its versions in transaction order; a transaction's
+        # last write of a key wins, as in state.
+        versions: dict[bytes, dict[int, bytes | None]] = {}
         for key, tx_index, value in prepared.history:
-            # Block-level writes, and all genesis writes, name no transaction.
-            tx_id = tx_ids[tx_index] if 0 <= tx_index < len(tx_ids) else b""
-            hist_key = _history_prefix(key) + _HISTORY_SUFFIX.pack(height, tx_index + 1)
-            txn.put(hist_key, encode(_HistoryEntry(tx_id, value)), db=hist_db)
-        txs_db, receipts_db = self._dbs[b"txs"], self._dbs[b"receipts"]
-        for index, (tx_id, receipt) in enumerate(zip(tx_ids, encoded_receipts, strict=True)):
-            location = _LOCATION.pack(height, index)
+            versions.setdefault(key, {})[tx_index] = value
+        height_bytes = _sortable_uint(height)
+        for key in sorted(versions):
+            by_tx = versions[key]
+            flat: list[int | bytes | None] = []
+            for tx_index in sorted(by_tx):
+                flat += (tx_index, by_tx[tx_index])
+            txn.put(_history_prefix(key) + height_bytes, encode(flat), db=hist_db)
+        txs_db = self._dbs[b"txs"]
+        for index, tx_id in enumerate(tx_ids):
             # First occurrence wins: a replayed id (marked invalid by execution) keeps the original.
-            txn.put(tx_id, location, overwrite=False, db=txs_db)
-            txn.put(location, receipt, append=True, db=receipts_db)
+            txn.put(tx_id, _pack_location(height, index), overwrite=False, db=txs_db)
+        txn.put(
+            _U64.pack(height),
+            _pack_block_receipts(tx_ids, stored_receipts),
+            append=True,
+            db=self._dbs[b"receipts"],
+        )
         self._put(txn, b"hashes", block_hash, _U64.pack(height))
         self._put(txn, b"meta", _META_HEAD, encode(block.header))
         if self._chain_id is None:
@@ -477,43 +525,49 @@ class Ledger:
         return None if raw is None else self.block(_U64.unpack(raw)[0])
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
-        """(height, index in block) of a committed transaction, or None."""
+        """(height, index in block) of a committed transaction, or None. Raises LedgerCorrupt."""
         if len(tx_id) != HASH_BYTES:
             return None
         raw = self._get(b"txs", tx_id)
-        if raw is None:
-            return None
-        height, index = _LOCATION.unpack(raw)
-        return height, index
+        return None if raw is None else _unpack_location(raw)
 
     def has_tx(self, tx_id: bytes) -> bool:
-        return self.tx_location(tx_id) is not None
+        return len(tx_id) == HASH_BYTES and self._get(b"txs", tx_id) is not None
 
     def receipt(self, tx_id: bytes) -> Receipt | None:
         """The receipt of a committed transaction, or None. Raises LedgerCorrupt."""
-        location = self.tx_location(tx_id)
-        if location is None:
+        if len(tx_id) != HASH_BYTES:
             return None
-        raw = self._get(b"receipts", _LOCATION.pack(*location))
-        if raw is None:
+        with self._env.begin(buffers=True) as txn:
+            raw_location = txn.get(tx_id, db=self._dbs[b"txs"])
+            if raw_location is None:
+                return None
+            height, index = _unpack_location(raw_location)
+            record = txn.get(_U64.pack(height), db=self._dbs[b"receipts"])
+            if record is None:
+                raise LedgerCorrupt(f"no receipts for block {height}")
+            ids = _BlockReceipts(record)
+            if ids.tx_id(index) != tx_id:
+                raise LedgerCorrupt(f"transaction index and block {height} disagree on {tx_id.hex()}")
+            stored = ids.receipts()
+        if index >= len(stored):
             raise LedgerCorrupt(f"no receipt for transaction {tx_id.hex()}")
-        return _decode_receipt(raw)
+        return _receipt(tx_id, stored[index])
 
     def block_receipts(self, height: int) -> list[Receipt] | None:
         """The receipts of the block at `height`, in transaction order, or None when there is
         no such block. Raises LedgerCorrupt."""
-        if self._location(height) is None:
+        if height < 0:
             return None
-        prefix = _U64.pack(height)
-        receipts: list[Receipt] = []
-        with self._env.begin(db=self._dbs[b"receipts"]) as txn:
-            cursor = txn.cursor()
-            if cursor.set_range(prefix):
-                for key, raw in cursor.iternext():
-                    if not key.startswith(prefix):
-                        break
-                    receipts.append(_decode_receipt(raw))
-        return receipts
+        with self._env.begin(buffers=True) as txn:
+            record = txn.get(_U64.pack(height), db=self._dbs[b"receipts"])
+            if record is None:
+                return None
+            block = _BlockReceipts(record)
+            stored = block.receipts()
+            if len(stored) != block.count:
+                raise LedgerCorrupt(f"block {height} has {block.count} tx ids and {len(stored)} receipts")
+            return [_receipt(block.tx_id(i), raw) for i, raw in enumerate(stored)]
 
     def history(self, key: bytes, limit: int = 100) -> list[KeyVersion]:
         """Up to `limit` versions of `key`, newest first (deletions have value None).
@@ -524,26 +578,36 @@ class Ledger:
             return []
         prefix = _history_prefix(key)
         versions: list[KeyVersion] = []
-        with self._env.begin(db=self._dbs[b"history"]) as txn:
+        receipts_db = self._dbs[b"receipts"]
+        with self._env.begin(db=self._dbs[b"history"], buffers=True) as txn:
             cursor = txn.cursor()
-            # Position on the last entry of this key: just before the first key past it.
-            if cursor.set_range(prefix + b"\xff" * _HISTORY_SUFFIX.size):
-                positioned = cursor.prev()
-            else:
-                positioned = cursor.last()
+            # Position on the last entry of this key: just before the first key past it (no
+            # height encoding starts with 0xff).
+            positioned = cursor.prev() if cursor.set_range(prefix + b"\xff") else cursor.last()
             if not positioned:
                 return versions
-            for hist_key, raw in cursor.iterprev():
-                if len(versions) >= limit or len(hist_key) != len(prefix) + _HISTORY_SUFFIX.size:
+            for raw_key, raw in cursor.iterprev():
+                hist_key = bytes(raw_key)
+                if len(versions) >= limit or not hist_key.startswith(prefix):
                     break
-                if not hist_key.startswith(prefix):
-                    break
-                height, index_plus_one = _HISTORY_SUFFIX.unpack_from(hist_key, len(prefix))
+                height = _read_sortable_uint(hist_key, len(prefix))
                 try:
-                    entry = decode(raw, _HistoryEntry)
+                    flat = decode(bytes(raw), list[int | bytes | None])
                 except CodecError as exc:
                     raise LedgerCorrupt(f"unreadable history entry: {exc}") from exc
-                versions.append(KeyVersion(height, index_plus_one - 1, entry.tx_id, entry.value))
+                if len(flat) % 2:
+                    raise LedgerCorrupt("unreadable history entry: odd length")
+                record = txn.get(_U64.pack(height), db=receipts_db)
+                block = None if record is None else _BlockReceipts(record)
+                for i in range(len(flat) - 2, -1, -2):
+                    tx_index, value = flat[i], flat[i + 1]
+                    if not isinstance(tx_index, int) or isinstance(value, int):
+                        raise LedgerCorrupt("unreadable history entry: bad version")
+                    # Block-level writes, and all genesis writes, name no transaction.
+                    tx_id = b"" if block is None or not 0 <= tx_index < block.count else block.tx_id(tx_index)
+                    versions.append(KeyVersion(height, tx_index, tx_id, value))
+                    if len(versions) >= limit:
+                        break
         return versions
 
     def prove(self, key: bytes) -> StateProof:
@@ -600,18 +664,95 @@ def _history_prefix(key: bytes) -> bytes:
     return _KEY_LENGTH.pack(len(key)) + key
 
 
+def _sortable_uint(n: int) -> bytes:
+    """`n` as a length byte and its minimal big-endian bytes: byte order is numeric order."""
+    size = max(1, (n.bit_length() + 7) >> 3)
+    return bytes((size,)) + n.to_bytes(size, "big")
+
+
+def _read_sortable_uint(data: bytes, at: int) -> int:
+    size = data[at] if at < len(data) else 0
+    if not 1 <= size <= 8 or len(data) != at + 1 + size:
+        raise LedgerCorrupt("unreadable history key")
+    return int.from_bytes(data[at + 1 :], "big")
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _pack_location(height: int, index: int) -> bytes:
+    return _uvarint(height) + _uvarint(index)
+
+
+def _unpack_location(raw: bytes | memoryview) -> tuple[int, int]:
+    """(height, index) from two LEB128 varints. Raises LedgerCorrupt."""
+    numbers: list[int] = []
+    n = shift = 0
+    for byte in bytes(raw):
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            numbers.append(n)
+            n = shift = 0
+        elif shift > 63:
+            break
+    if len(numbers) != 2 or shift:
+        raise LedgerCorrupt("unreadable transaction location")
+    return numbers[0], numbers[1]
+
+
+def _pack_block_receipts(tx_ids: Sequence[bytes], receipts: Sequence[_StoredReceipt]) -> bytes:
+    """u32 count | the block's tx ids | zlib(msgpack list of receipts without tx ids)."""
+    body = zlib.compress(encode(receipts), RECEIPTS_ZLIB_LEVEL) if receipts else b""
+    return _U32.pack(len(tx_ids)) + b"".join(tx_ids) + body
+
+
+class _BlockReceipts:
+    """A block's `receipts` record, read lazily: ids by slicing, receipts on demand."""
+
+    def __init__(self, record: bytes | memoryview) -> None:
+        if len(record) < _U32.size:
+            raise LedgerCorrupt("unreadable receipts record")
+        self._record = record
+        self.count: int = _U32.unpack_from(record)[0]
+        self._body_at = _U32.size + self.count * HASH_BYTES
+        if len(record) < self._body_at:
+            raise LedgerCorrupt("receipts record shorter than its tx ids")
+
+    def tx_id(self, index: int) -> bytes:
+        at = _U32.size + index * HASH_BYTES
+        return bytes(self._record[at : at + HASH_BYTES])
+
+    def receipts(self) -> list[msgspec.Raw]:
+        """The encoded receipts (without tx ids), each decoded only when asked for."""
+        body = self._record[self._body_at :]
+        if not body:
+            return []
+        try:
+            return decode(zlib.decompress(body), list[msgspec.Raw])
+        except (zlib.error, CodecError) as exc:
+            raise LedgerCorrupt(f"unreadable receipts: {exc}") from exc
+
+
+def _receipt(tx_id: bytes, raw: msgspec.Raw) -> Receipt:
+    try:
+        r = decode(raw, _StoredReceipt)
+    except CodecError as exc:
+        raise LedgerCorrupt(f"unreadable receipt: {exc}") from exc
+    return Receipt(tx_id, r.status, r.error, r.events, r.steps, r.result)
+
+
 def _decode_header(raw: bytes) -> Header:
     try:
         return decode(raw, Header)
     except CodecError as exc:
         raise LedgerCorrupt(f"unreadable head header: {exc}") from exc
-
-
-def _decode_receipt(raw: bytes) -> Receipt:
-    try:
-        return decode(raw, Receipt)
-    except CodecError as exc:
-        raise LedgerCorrupt(f"unreadable receipt: {exc}") from exc
 
 
 def _check_write(w: Write) -> None:
