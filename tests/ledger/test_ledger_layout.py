@@ -19,8 +19,10 @@ from consortia.ledger import (
     Ledger,
     LedgerCorrupt,
     Write,
+    store,
 )
 from consortia.ledger.store import (
+    TX_KEY_BYTES,
     _pack_location,
     _read_sortable_uint,
     _sortable_uint,
@@ -117,15 +119,42 @@ def test_a_ledger_of_another_format_is_refused(tmp_path: Path) -> None:
 
 def test_unreadable_index_records_are_reported_as_corrupt(ledger: Ledger) -> None:
     genesis(ledger)
-    raw = envelope(1)
-    commit_with(ledger, [], [raw], rich_receipts([raw]))
+    raws = [envelope(1), envelope(2)]
+    commit_with(ledger, [], raws, rich_receipts(raws))
+    first, second = (tx_id(raw) for raw in raws)
     with ledger._env.begin(write=True) as txn:
-        txn.put(tx_id(raw), b"\xff\xff", db=ledger._dbs[b"txs"])
+        txn.put(first[:TX_KEY_BYTES], b"\xff\xff", db=ledger._dbs[b"txs"])  # no location
+        txn.put(second[:TX_KEY_BYTES], _pack_location(1, 5), db=ledger._dbs[b"txs"])  # past the end
+    for tx in (first, second):
+        with pytest.raises(LedgerCorrupt):
+            ledger.tx_location(tx)
+    with ledger._env.begin(write=True) as txn:
         txn.put((1).to_bytes(8, "big"), b"\x00\x00\x00\x01short", db=ledger._dbs[b"receipts"])
     with pytest.raises(LedgerCorrupt):
-        ledger.tx_location(tx_id(raw))
-    with pytest.raises(LedgerCorrupt):
         ledger.block_receipts(1)
+
+
+def test_ids_sharing_an_index_prefix_are_told_apart(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With 1-byte index keys, 600 ids collide on prefixes many times over.
+    monkeypatch.setattr(store, "TX_KEY_BYTES", 1)
+    genesis(ledger)
+    blocks = [[envelope(b * 300 + i) for i in range(300)] for b in range(2)]
+    for txs in blocks:
+        commit_with(ledger, [], txs, rich_receipts(txs))
+    replay = blocks[0][:50] + [envelope(10_000 + i) for i in range(50)]
+    invalid = [Receipt(tx_id(raw), 2, "duplicate", [], 0) for raw in replay]
+    commit_with(ledger, [], replay, invalid)
+    assert entries(ledger, b"tx_collisions") > 300
+    for height, txs in ((1, blocks[0]), (2, blocks[1]), (3, replay[50:])):
+        for index, raw in enumerate(txs, start=50 if height == 3 else 0):
+            assert ledger.tx_location(tx_id(raw)) == (height, index) and ledger.has_tx(tx_id(raw))
+    first_receipts = rich_receipts(blocks[0])
+    for index, raw in enumerate(blocks[0][:50]):  # a replay keeps its first location and receipt
+        assert ledger.tx_location(tx_id(raw)) == (1, index)
+        assert ledger.receipt(tx_id(raw)) == first_receipts[index]
+    for i in range(300):
+        assert not ledger.has_tx(tx_id(envelope(20_000 + i)))
+        assert ledger.receipt(tx_id(envelope(20_000 + i))) is None
 
 
 @given(st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1))

@@ -87,7 +87,22 @@ _META_CHAIN_ID = b"chain_id"
 _META_HEAD = b"head"
 _META_BLOCK_END = b"block_end"
 
-_DB_NAMES = (b"state", b"smt", b"history", b"blocks", b"hashes", b"txs", b"receipts", b"meta")
+_DB_NAMES = (
+    b"state",
+    b"smt",
+    b"history",
+    b"blocks",
+    b"hashes",
+    b"txs",
+    b"tx_collisions",
+    b"receipts",
+    b"meta",
+)
+# The tx index is keyed by this many leading bytes of the id, checked against the block's id
+# list on every hit; ids that share a prefix with an earlier, different id go to
+# `tx_collisions` under their full id. 8 bytes: collisions are rare (and harmless), and the
+# index costs ~25 bytes less per transaction than with 32-byte keys.
+TX_KEY_BYTES = 8
 
 
 class KeyVersion(NamedTuple):
@@ -469,10 +484,7 @@ class Ledger:
             for tx_index in sorted(by_tx):
                 flat += (tx_index, by_tx[tx_index])
             txn.put(_history_prefix(key) + height_bytes, encode(flat), db=hist_db)
-        txs_db = self._dbs[b"txs"]
-        for index, tx_id in enumerate(tx_ids):
-            # First occurrence wins: a replayed id (marked invalid by execution) keeps the original.
-            txn.put(tx_id, _pack_location(height, index), overwrite=False, db=txs_db)
+        self._index_txs(txn, height, tx_ids)
         txn.put(
             _U64.pack(height),
             _pack_block_receipts(tx_ids, stored_receipts),
@@ -483,6 +495,49 @@ class Ledger:
         self._put(txn, b"meta", _META_HEAD, encode(block.header))
         if self._chain_id is None:
             self._put(txn, b"meta", _META_CHAIN_ID, block.header.chain_id.encode())
+
+    def _index_txs(self, txn: lmdb.Transaction, height: int, tx_ids: list[bytes]) -> None:
+        """Add the block's ids to the tx index. First occurrence wins: a replayed id (marked
+        invalid by execution) keeps its original location."""
+        txs_db, collisions_db = self._dbs[b"txs"], self._dbs[b"tx_collisions"]
+        for index, tx_id in enumerate(tx_ids):
+            location = _pack_location(height, index)
+            if txn.put(tx_id[:TX_KEY_BYTES], location, overwrite=False, db=txs_db):
+                continue
+            existing = txn.get(tx_id[:TX_KEY_BYTES], db=txs_db)
+            if existing is None:
+                raise LedgerCorrupt("the tx index refused a key it does not hold")
+            at_height, at_index = _unpack_location(existing)
+            if at_height == height:
+                holder = tx_ids[at_index]
+            else:
+                record = txn.get(_U64.pack(at_height), db=self._dbs[b"receipts"])
+                if record is None:
+                    raise LedgerCorrupt(f"the tx index names block {at_height}, which has no record")
+                holder = _BlockReceipts(record).tx_id(at_index)
+            if holder != tx_id:
+                txn.put(tx_id, location, overwrite=False, db=collisions_db)
+
+    def _find_tx(self, txn: lmdb.Transaction, tx_id: bytes) -> tuple[int, int, _BlockReceipts] | None:
+        """(height, index, the block's receipts record) of a committed id, within `txn`."""
+        if len(tx_id) != HASH_BYTES:
+            return None
+        raw = txn.get(tx_id[:TX_KEY_BYTES], db=self._dbs[b"txs"])
+        if raw is None:
+            return None  # the common answer for a new transaction: one lookup
+        for attempt in (raw, txn.get(tx_id, db=self._dbs[b"tx_collisions"])):
+            if attempt is None:
+                return None
+            height, index = _unpack_location(attempt)
+            record = txn.get(_U64.pack(height), db=self._dbs[b"receipts"])
+            if record is None:
+                raise LedgerCorrupt(f"the tx index names block {height}, which has no record")
+            block = _BlockReceipts(record)
+            if index >= block.count:
+                raise LedgerCorrupt(f"the tx index names transaction {index} of block {height}")
+            if block.tx_id(index) == tx_id:
+                return height, index, block
+        raise LedgerCorrupt(f"the tx index misplaces transaction {tx_id.hex()}")
 
     def _put(self, txn: lmdb.Transaction, db: bytes, key: bytes, value: bytes) -> None:
         txn.put(key, value, db=self._dbs[db])
@@ -526,30 +581,21 @@ class Ledger:
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
         """(height, index in block) of a committed transaction, or None. Raises LedgerCorrupt."""
-        if len(tx_id) != HASH_BYTES:
-            return None
-        raw = self._get(b"txs", tx_id)
-        return None if raw is None else _unpack_location(raw)
+        with self._env.begin(buffers=True) as txn:
+            found = self._find_tx(txn, tx_id)
+        return None if found is None else found[:2]
 
     def has_tx(self, tx_id: bytes) -> bool:
-        return len(tx_id) == HASH_BYTES and self._get(b"txs", tx_id) is not None
+        return self.tx_location(tx_id) is not None
 
     def receipt(self, tx_id: bytes) -> Receipt | None:
         """The receipt of a committed transaction, or None. Raises LedgerCorrupt."""
-        if len(tx_id) != HASH_BYTES:
-            return None
         with self._env.begin(buffers=True) as txn:
-            raw_location = txn.get(tx_id, db=self._dbs[b"txs"])
-            if raw_location is None:
+            found = self._find_tx(txn, tx_id)
+            if found is None:
                 return None
-            height, index = _unpack_location(raw_location)
-            record = txn.get(_U64.pack(height), db=self._dbs[b"receipts"])
-            if record is None:
-                raise LedgerCorrupt(f"no receipts for block {height}")
-            ids = _BlockReceipts(record)
-            if ids.tx_id(index) != tx_id:
-                raise LedgerCorrupt(f"transaction index and block {height} disagree on {tx_id.hex()}")
-            stored = ids.receipts()
+            _, index, block = found
+            stored = block.receipts()
         if index >= len(stored):
             raise LedgerCorrupt(f"no receipt for transaction {tx_id.hex()}")
         return _receipt(tx_id, stored[index])
