@@ -170,3 +170,18 @@ def test_sortable_heights_sort_as_numbers(a: int, b: int) -> None:
     assert (ea < eb) == (a < b) and (ea == eb) == (a == b)
     assert _read_sortable_uint(b"prefix" + ea, 6) == a
     assert ea[0] != 0xFF  # history lookups seek past a key's entries with 0xff
+
+
+def test_a_hot_keys_history_entry_is_compressed_and_reads_back(ledger: Ledger) -> None:
+    genesis(ledger)
+    txs = [envelope(i) for i in range(300)]
+    writes = [Write(KEY, b"balance %020d" % (10**9 - i), i) for i in range(300)]
+    commit_with(ledger, [*writes, Write(b"cold", b"v", 7)], txs, rich_receipts(txs))
+    with ledger._env.begin(db=ledger._dbs[b"history"]) as txn:
+        stored = {bytes(k): bytes(v) for k, v in txn.cursor()}
+    plain = sum(len(w.key) + len(w.value or b"") for w in writes)
+    assert [v[:1] for v in stored.values()] == [b"\x00", b"\x01"]  # cold entry plain, hot zlib
+    assert max(map(len, stored.values())) < plain // 4
+    assert ledger.history(KEY, limit=300) == [
+        KeyVersion(1, i, tx_id(txs[i]), b"balance %020d" % (10**9 - i)) for i in range(299, -1, -1)
+    ]

@@ -6,10 +6,12 @@ Directory layout (one per channel), format 2:
         state     key -> value                      the current state
         smt       node position -> node             the sparse Merkle tree over state
         history   len(key)|key|height -> [tx_index, value | None, ...]   every version a
-                  block left for the key, in transaction order (one entry per key and block)
+                  block left for the key, in transaction order (one entry per key and block;
+                  a marker byte says whether it is zlib-compressed)
         blocks    height -> (offset, length)        where each block record is
         hashes    block hash -> height
-        txs       tx_id -> varint height, varint index
+        txs       tx_id[:8] -> varint height, varint index   (checked against the id list)
+        tx_collisions  tx_id -> the same, for an id whose prefix an earlier id holds
         receipts  height -> block's tx ids (32 bytes each) + zlib(receipts without their tx id)
         meta      format, channel, chain_id, head (encoded Header), block_end
 
@@ -75,6 +77,11 @@ FORMAT_VERSION = 2
 # zlib level of a block's receipts: level 1 already shrinks typical receipts ~15x, and costs
 # well under a millisecond per thousand receipts.
 RECEIPTS_ZLIB_LEVEL = 1
+# A history entry at least this long (a key written by many transactions of one block) is
+# stored zlib-compressed when that is shorter: the versions of a hot key differ little.
+HISTORY_COMPRESS_MIN = 256
+_HISTORY_PLAIN = b"\x00"
+_HISTORY_ZLIB = b"\x01"
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
@@ -483,7 +490,7 @@ class Ledger:
             flat: list[int | bytes | None] = []
             for tx_index in sorted(by_tx):
                 flat += (tx_index, by_tx[tx_index])
-            txn.put(_history_prefix(key) + height_bytes, encode(flat), db=hist_db)
+            txn.put(_history_prefix(key) + height_bytes, _pack_history(flat), db=hist_db)
         self._index_txs(txn, height, tx_ids)
         txn.put(
             _U64.pack(height),
@@ -637,12 +644,7 @@ class Ledger:
                 if len(versions) >= limit or not hist_key.startswith(prefix):
                     break
                 height = _read_sortable_uint(hist_key, len(prefix))
-                try:
-                    flat = decode(bytes(raw), list[int | bytes | None])
-                except CodecError as exc:
-                    raise LedgerCorrupt(f"unreadable history entry: {exc}") from exc
-                if len(flat) % 2:
-                    raise LedgerCorrupt("unreadable history entry: odd length")
+                flat = _unpack_history(bytes(raw))
                 record = txn.get(_U64.pack(height), db=receipts_db)
                 block = None if record is None else _BlockReceipts(record)
                 for i in range(len(flat) - 2, -1, -2):
@@ -751,6 +753,34 @@ def _unpack_location(raw: bytes | memoryview) -> tuple[int, int]:
     if len(numbers) != 2 or shift:
         raise LedgerCorrupt("unreadable transaction location")
     return numbers[0], numbers[1]
+
+
+def _pack_history(flat: list[int | bytes | None]) -> bytes:
+    """A history entry: a marker byte, then the msgpack list [tx_index, value, ...], plain or
+    zlib-compressed."""
+    plain = encode(flat)
+    if len(plain) >= HISTORY_COMPRESS_MIN:
+        packed = zlib.compress(plain, RECEIPTS_ZLIB_LEVEL)
+        if len(packed) < len(plain):
+            return _HISTORY_ZLIB + packed
+    return _HISTORY_PLAIN + plain
+
+
+def _unpack_history(raw: bytes) -> list[int | bytes | None]:
+    """[tx_index, value, ...] of a history entry. Raises LedgerCorrupt."""
+    try:
+        if raw[:1] == _HISTORY_ZLIB:
+            body = zlib.decompress(raw[1:])
+        elif raw[:1] == _HISTORY_PLAIN:
+            body = raw[1:]
+        else:
+            raise LedgerCorrupt("unreadable history entry: unknown marker")
+        flat = decode(body, list[int | bytes | None])
+    except (zlib.error, CodecError) as exc:
+        raise LedgerCorrupt(f"unreadable history entry: {exc}") from exc
+    if len(flat) % 2:
+        raise LedgerCorrupt("unreadable history entry: odd length")
+    return flat
 
 
 def _pack_block_receipts(tx_ids: Sequence[bytes], receipts: Sequence[_StoredReceipt]) -> bytes:
