@@ -726,12 +726,17 @@ def _read_sortable_uint(data: bytes, at: int) -> int:
 
 
 def _uvarint(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL_UVARINTS[n]
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_SMALL_UVARINTS = [bytes((n,)) for n in range(0x80)]
 
 
 def _pack_location(height: int, index: int) -> bytes:
