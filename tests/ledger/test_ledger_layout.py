@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,11 @@ def test_receipts_read_back_exactly_and_match_the_header_root(tmp_path: Path) ->
         for raw, receipt in zip(txs, receipts, strict=True):
             assert led.receipt(tx_id(raw)) == receipt
         # One record per block (genesis included), not one per transaction.
-        assert entries(led, b"receipts") == 2 and entries(led, b"txs") == 40
+        usage = led.index_usage()
+        assert usage["receipts"].entries == 2 and usage["txs"].entries == 40
+        assert usage["receipts"].bytes == usage["receipts"].pages * 4096 > 0
+        assert usage["other"].pages >= 2  # at least LMDB's two meta pages
+        assert sum(u.bytes for u in usage.values()) == os.stat(path / "index" / "data.mdb").st_size
 
 
 def test_history_is_one_entry_per_key_and_block_and_lists_every_version(ledger: Ledger) -> None:
@@ -185,3 +190,13 @@ def test_a_hot_keys_history_entry_is_compressed_and_reads_back(ledger: Ledger) -
     assert ledger.history(KEY, limit=300) == [
         KeyVersion(1, i, tx_id(txs[i]), b"balance %020d" % (10**9 - i)) for i in range(299, -1, -1)
     ]
+
+
+def test_an_id_twice_in_one_block_keeps_its_first_location(ledger: Ledger) -> None:
+    genesis(ledger)
+    raw = envelope(5)
+    receipts = [Receipt(tx_id(raw), 0, "", [], 3), Receipt(tx_id(raw), 2, "duplicate", [], 0)]
+    commit_with(ledger, [], [raw, raw], receipts)
+    assert ledger.tx_location(tx_id(raw)) == (1, 0) and ledger.receipt(tx_id(raw)) == receipts[0]
+    assert ledger.block_receipts(1) == receipts
+    assert entries(ledger, b"txs") == 1 and entries(ledger, b"tx_collisions") == 0

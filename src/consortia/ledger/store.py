@@ -112,6 +112,14 @@ _DB_NAMES = (
 TX_KEY_BYTES = 8
 
 
+class IndexUsage(NamedTuple):
+    """Bytes one named database of the index occupies, from LMDB's own statistics."""
+
+    entries: int
+    pages: int  # branch + leaf + overflow pages
+    bytes: int  # pages * page size
+
+
 class KeyVersion(NamedTuple):
     """One version of a key: the value (None = deleted) a transaction left at a height."""
 
@@ -657,6 +665,22 @@ class Ledger:
                     if len(versions) >= limit:
                         break
         return versions
+
+    def index_usage(self) -> dict[str, IndexUsage]:
+        """Where the LMDB index's bytes are: one IndexUsage per named database, plus "other"
+        for the pages of the file none of them uses: free pages (kept until two commits after
+        the one that freed them), LMDB's meta pages, catalogue and free list."""
+        usage: dict[str, IndexUsage] = {}
+        with self._env.begin() as txn:
+            for name, db in self._dbs.items():
+                st = txn.stat(db)
+                pages = st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+                usage[name.decode()] = IndexUsage(st["entries"], pages, pages * st["psize"])
+            psize = self._env.stat()["psize"]
+            total_pages = self._env.info()["last_pgno"] + 1
+        other = total_pages - sum(u.pages for u in usage.values())
+        usage["other"] = IndexUsage(0, other, other * psize)
+        return usage
 
     def prove(self, key: bytes) -> StateProof:
         """Proof of `key`'s committed value (or absence) against `state_root`.
