@@ -74,9 +74,9 @@ INDEX_DIR = "index"
 # Bumped whenever what the index holds, or how, changes; a directory of another format is
 # refused on open rather than misread.
 FORMAT_VERSION = 2
-# zlib level of a block's receipts: level 1 already shrinks typical receipts ~15x, and costs
-# well under a millisecond per thousand receipts.
-RECEIPTS_ZLIB_LEVEL = 1
+# zlib level of a block's receipts and of long history entries: level 1 already shrinks
+# typical receipts ~15x, and costs well under a millisecond per thousand receipts.
+ZLIB_LEVEL = 1
 # A history entry at least this long (a key written by many transactions of one block) is
 # stored zlib-compressed when that is shorter: the versions of a hot key differ little.
 HISTORY_COMPRESS_MIN = 256
@@ -789,7 +789,7 @@ def _pack_history(flat: list[int | bytes | None]) -> bytes:
     zlib-compressed."""
     plain = encode(flat)
     if len(plain) >= HISTORY_COMPRESS_MIN:
-        packed = zlib.compress(plain, RECEIPTS_ZLIB_LEVEL)
+        packed = zlib.compress(plain, ZLIB_LEVEL)
         if len(packed) < len(plain):
             return _HISTORY_ZLIB + packed
     return _HISTORY_PLAIN + plain
@@ -814,7 +814,7 @@ def _unpack_history(raw: bytes) -> list[int | bytes | None]:
 
 def _pack_block_receipts(tx_ids: Sequence[bytes], receipts: Sequence[_StoredReceipt]) -> bytes:
     """u32 count | the block's tx ids | zlib(msgpack list of receipts without tx ids)."""
-    body = zlib.compress(encode(receipts), RECEIPTS_ZLIB_LEVEL) if receipts else b""
+    body = zlib.compress(encode(receipts), ZLIB_LEVEL) if receipts else b""
     return _U32.pack(len(tx_ids)) + b"".join(tx_ids) + body
 
 
