@@ -3,6 +3,7 @@
 from consortia.ledger.blockstore import BlockStore
 from consortia.ledger.errors import (
     CorruptBlock,
+    IncompatibleFormat,
     InvalidBlock,
     InvalidWrite,
     LedgerCorrupt,
@@ -21,6 +22,7 @@ from consortia.ledger.store import (
     BLOCK_WRITE_INDEX,
     STATE_KEY_BYTES_MAX,
     CommittedState,
+    IndexUsage,
     KeyVersion,
     Ledger,
     PreparedState,
@@ -32,7 +34,9 @@ __all__ = [
     "BlockStore",
     "CommittedState",
     "CorruptBlock",
+    "IncompatibleFormat",
     "InvalidBlock",
+    "IndexUsage",
     "InvalidWrite",
     "KeyVersion",
     "Ledger",

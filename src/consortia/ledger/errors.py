@@ -45,3 +45,7 @@ class StateRootMismatch(InvalidBlock):
 
 class StalePrepared(InvalidBlock):
     """The prepared state was computed on a state that is no longer the head."""
+
+
+class IncompatibleFormat(LedgerError):
+    """The directory holds a ledger written in an on-disk format this version does not read."""

@@ -1,16 +1,25 @@
 """The ledger of one channel: block file + one LMDB environment, committed together.
 
-Directory layout (one per channel):
+Directory layout (one per channel), format 2:
     blocks.dat   append-only block records (consortia.ledger.blockstore)
     index/       LMDB environment with named databases:
         state     key -> value                      the current state
         smt       node position -> node             the sparse Merkle tree over state
-        history   len(key)|key|height|tx_index -> [tx_id, value | None]
+        history   len(key)|key|height -> [tx_index, value | None, ...]   every version a
+                  block left for the key, in transaction order (one entry per key and block;
+                  a marker byte says whether it is zlib-compressed)
         blocks    height -> (offset, length)        where each block record is
         hashes    block hash -> height
-        txs       tx_id -> (height, index)
-        receipts  height|index -> encoded Receipt   (appended in order: no random writes)
-        meta      channel, chain_id, head (encoded Header), block_end
+        txs       tx_id[:8] -> varint height, varint index   (checked against the id list)
+        tx_collisions  tx_id -> the same, for an id whose prefix an earlier id holds
+        receipts  height -> block's tx ids (32 bytes each) + zlib(receipts without their tx id)
+        meta      format, channel, chain_id, head (encoded Header), block_end
+
+What the block file holds is not stored again: a receipt keeps what execution produced and
+gets its tx id back from its block's id list, which history entries use too. Per block the
+index grows by one appended `receipts` and `blocks` record, one `hashes` record, one `txs`
+record per transaction and one `history` entry per written key; heights in history keys are
+written as a length byte and the minimal big-endian bytes, so they sort and stay short.
 
 Commit order: append the block record and fdatasync it, then apply everything else in ONE
 LMDB write transaction (synchronous). A block is durable, and may be acknowledged, once
@@ -21,10 +30,11 @@ next open cuts off. LMDB holds state, proof nodes and indexes so they change ato
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import lmdb
 import msgspec
@@ -32,6 +42,7 @@ import msgspec
 from consortia.crypto import ZERO_HASH, merkle_proof, merkle_root, sha256
 from consortia.ledger.blockstore import BlockStore
 from consortia.ledger.errors import (
+    IncompatibleFormat,
     InvalidBlock,
     InvalidWrite,
     LedgerCorrupt,
@@ -46,7 +57,7 @@ from consortia.ledger.errors import (
 from consortia.ledger.interface import StateReader, Write
 from consortia.ledger.proofs import HASH_BYTES, StateProof, TxProof
 from consortia.ledger.smt import SmtUpdate, SparseMerkleTree
-from consortia.types import Block, CodecError, Header, Receipt, decode, encode
+from consortia.types import Block, CodecError, Event, Header, Receipt, decode, encode
 from consortia.types.eth import tx_id_of
 
 # LMDB refuses keys over 511 bytes; leave room for composite keys built on state keys.
@@ -60,17 +71,53 @@ CACHE_NODES_DEFAULT = 1 << 18
 BLOCKS_FILE = "blocks.dat"
 INDEX_DIR = "index"
 
+# Bumped whenever what the index holds, or how, changes; a directory of another format is
+# refused on open rather than misread.
+FORMAT_VERSION = 2
+# zlib level of a block's receipts and of long history entries: level 1 already shrinks
+# typical receipts ~15x, and costs well under a millisecond per thousand receipts.
+ZLIB_LEVEL = 1
+# A history entry at least this long (a key written by many transactions of one block) is
+# stored zlib-compressed when that is shorter: the versions of a hot key differ little.
+HISTORY_COMPRESS_MIN = 256
+_HISTORY_PLAIN = b"\x00"
+_HISTORY_ZLIB = b"\x01"
+
 _U64 = struct.Struct(">Q")
-_LOCATION = struct.Struct(">QI")  # (height or offset, index or length)
-_HISTORY_SUFFIX = struct.Struct(">QI")  # height, tx_index + 1 (so BLOCK_WRITE_INDEX sorts first)
+_U32 = struct.Struct(">I")
+_LOCATION = struct.Struct(">QI")  # (offset, length) of a block record
 _KEY_LENGTH = struct.Struct(">H")
 
+_META_FORMAT = b"format"
 _META_CHANNEL = b"channel"
 _META_CHAIN_ID = b"chain_id"
 _META_HEAD = b"head"
 _META_BLOCK_END = b"block_end"
 
-_DB_NAMES = (b"state", b"smt", b"history", b"blocks", b"hashes", b"txs", b"receipts", b"meta")
+_DB_NAMES = (
+    b"state",
+    b"smt",
+    b"history",
+    b"blocks",
+    b"hashes",
+    b"txs",
+    b"tx_collisions",
+    b"receipts",
+    b"meta",
+)
+# The tx index is keyed by this many leading bytes of the id, checked against the block's id
+# list on every hit; ids that share a prefix with an earlier, different id go to
+# `tx_collisions` under their full id. 8 bytes: collisions are rare (and harmless), and the
+# index costs ~25 bytes less per transaction than with 32-byte keys.
+TX_KEY_BYTES = 8
+
+
+class IndexUsage(NamedTuple):
+    """Bytes one named database of the index occupies, from LMDB's own statistics."""
+
+    entries: int
+    pages: int  # branch + leaf + overflow pages
+    bytes: int  # pages * page size
 
 
 class KeyVersion(NamedTuple):
@@ -82,9 +129,14 @@ class KeyVersion(NamedTuple):
     value: bytes | None
 
 
-class _HistoryEntry(msgspec.Struct, array_like=True, frozen=True):
-    tx_id: bytes
-    value: bytes | None
+class _StoredReceipt(msgspec.Struct, array_like=True, frozen=True):
+    """A Receipt without its tx id, which the block's id list holds."""
+
+    status: int
+    error: str
+    events: list[Event]
+    steps: int
+    result: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +239,9 @@ class Ledger:
 
         Recovery cuts the block file back to the end of the last committed block (a torn
         write, or a block appended but never indexed). Raises WrongChannel when the directory
-        belongs to another channel, LedgerCorrupt when the block file is shorter than the
-        index says, OSError / lmdb.Error for I/O failures.
+        belongs to another channel, IncompatibleFormat when it was written in another on-disk
+        format, LedgerCorrupt when the block file is shorter than the index says, OSError /
+        lmdb.Error for I/O failures.
         """
         path.mkdir(parents=True, exist_ok=True)
         env = lmdb.open(
@@ -203,9 +256,17 @@ class Ledger:
         try:
             with env.begin(write=True) as txn:
                 dbs = {name: env.open_db(name, txn=txn) for name in _DB_NAMES}
-                stored = txn.get(_META_CHANNEL, db=dbs[b"meta"])
+                meta = dbs[b"meta"]
+                stored = txn.get(_META_CHANNEL, db=meta)
+                stored_format = txn.get(_META_FORMAT, db=meta)
                 if stored is None:
-                    txn.put(_META_CHANNEL, channel.encode(), db=dbs[b"meta"])
+                    txn.put(_META_FORMAT, str(FORMAT_VERSION).encode(), db=meta)
+                    txn.put(_META_CHANNEL, channel.encode(), db=meta)
+                elif stored_format != str(FORMAT_VERSION).encode():
+                    found = "1" if stored_format is None else stored_format.decode(errors="replace")
+                    raise IncompatibleFormat(
+                        f"{path} holds ledger format {found}; this version reads format {FORMAT_VERSION}"
+                    )
                 elif stored != channel.encode():
                     raise WrongChannel(f"{path} holds channel {stored.decode(errors='replace')!r}")
                 raw_end = txn.get(_META_BLOCK_END, db=dbs[b"meta"])
@@ -330,7 +391,7 @@ class Ledger:
         receipts; OSError / lmdb.Error on I/O failure (the block is then not committed).
         """
         self._check_open()
-        tx_ids, encoded_receipts = self._check_block(block, receipts, prepared)
+        tx_ids, stored_receipts = self._check_block(block, receipts, prepared)
         header = block.header
         block_hash = header.hash
         old_end = self._blocks.end
@@ -338,8 +399,13 @@ class Ledger:
         try:
             self._blocks.sync()
             with self._env.begin(write=True) as txn:
-                self._write_index(txn, block, block_hash, tx_ids, encoded_receipts, prepared)
-                self._put(txn, b"blocks", _U64.pack(header.height), _LOCATION.pack(offset, length))
+                self._write_index(txn, block, block_hash, tx_ids, stored_receipts, prepared)
+                txn.put(
+                    _U64.pack(header.height),
+                    _LOCATION.pack(offset, length),
+                    append=True,
+                    db=self._dbs[b"blocks"],
+                )
                 self._put(txn, b"meta", _META_BLOCK_END, _U64.pack(offset + length))
         except BaseException:
             # The index never mentioned this record: cut it so the file ends at the head again.
@@ -356,13 +422,13 @@ class Ledger:
 
     def _check_block(
         self, block: Block, receipts: Sequence[Receipt], prepared: PreparedState
-    ) -> tuple[list[bytes], list[bytes]]:
+    ) -> tuple[list[bytes], list[_StoredReceipt]]:
         """Refuse a block that is not the next one or whose header does not match its body.
 
-        Returns the transaction ids and the encoded receipts. The genesis block (height 0)
-        carries the channel's initial data, not signed transactions: its `txs` are committed
-        by tx_root but not decoded, indexed or receipted (tx_count 0, no receipts), and its
-        writes' history entries carry an empty tx id.
+        Returns the transaction ids and the receipts as stored (without their tx ids). The
+        genesis block (height 0) carries the channel's initial data, not signed transactions:
+        its `txs` are committed by tx_root but not decoded, indexed or receipted (tx_count 0,
+        no receipts), and its writes' history entries carry an empty tx id.
         """
         header = block.header
         if header.height != self.height + 1:
@@ -397,7 +463,8 @@ class Ledger:
         cert = block.certificate
         if cert is not None and (cert.height != header.height or cert.block_hash != header.hash):
             raise InvalidBlock("the commit certificate is for another block")
-        return tx_ids, encoded_receipts
+        stored = [_StoredReceipt(r.status, r.error, r.events, r.steps, r.result) for r in receipts]
+        return tx_ids, stored
 
     def _write_index(
         self,
@@ -405,7 +472,7 @@ class Ledger:
         block: Block,
         block_hash: bytes,
         tx_ids: list[bytes],
-        encoded_receipts: list[bytes],
+        stored_receipts: list[_StoredReceipt],
         prepared: PreparedState,
     ) -> None:
         height = block.header.height
@@ -420,21 +487,72 @@ class Ledger:
                 txn.delete(node_key, db=smt_db)
             else:
                 txn.put(node_key, node, db=smt_db)
+        # One entry per key and block, its versions in transaction order; a transaction's
+        # last write of a key wins, as in state.
+        versions: dict[bytes, dict[int, bytes | None]] = {}
         for key, tx_index, value in prepared.history:
-            # Block-level writes, and all genesis writes, name no transaction.
-            tx_id = tx_ids[tx_index] if 0 <= tx_index < len(tx_ids) else b""
-            hist_key = _history_prefix(key) + _HISTORY_SUFFIX.pack(height, tx_index + 1)
-            txn.put(hist_key, encode(_HistoryEntry(tx_id, value)), db=hist_db)
-        txs_db, receipts_db = self._dbs[b"txs"], self._dbs[b"receipts"]
-        for index, (tx_id, receipt) in enumerate(zip(tx_ids, encoded_receipts, strict=True)):
-            location = _LOCATION.pack(height, index)
-            # First occurrence wins: a replayed id (marked invalid by execution) keeps the original.
-            txn.put(tx_id, location, overwrite=False, db=txs_db)
-            txn.put(location, receipt, append=True, db=receipts_db)
+            versions.setdefault(key, {})[tx_index] = value
+        height_bytes = _sortable_uint(height)
+        for key in sorted(versions):
+            by_tx = versions[key]
+            flat: list[int | bytes | None] = []
+            for tx_index in sorted(by_tx):
+                flat += (tx_index, by_tx[tx_index])
+            txn.put(_history_prefix(key) + height_bytes, _pack_history(flat), db=hist_db)
+        self._index_txs(txn, height, tx_ids)
+        txn.put(
+            _U64.pack(height),
+            _pack_block_receipts(tx_ids, stored_receipts),
+            append=True,
+            db=self._dbs[b"receipts"],
+        )
         self._put(txn, b"hashes", block_hash, _U64.pack(height))
         self._put(txn, b"meta", _META_HEAD, encode(block.header))
         if self._chain_id is None:
             self._put(txn, b"meta", _META_CHAIN_ID, block.header.chain_id.encode())
+
+    def _index_txs(self, txn: lmdb.Transaction, height: int, tx_ids: list[bytes]) -> None:
+        """Add the block's ids to the tx index. First occurrence wins: a replayed id (marked
+        invalid by execution) keeps its original location."""
+        txs_db, collisions_db = self._dbs[b"txs"], self._dbs[b"tx_collisions"]
+        for index, tx_id in enumerate(tx_ids):
+            location = _pack_location(height, index)
+            if txn.put(tx_id[:TX_KEY_BYTES], location, overwrite=False, db=txs_db):
+                continue
+            existing = txn.get(tx_id[:TX_KEY_BYTES], db=txs_db)
+            if existing is None:
+                raise LedgerCorrupt("the tx index refused a key it does not hold")
+            at_height, at_index = _unpack_location(existing)
+            if at_height == height:
+                holder = tx_ids[at_index]
+            else:
+                record = txn.get(_U64.pack(at_height), db=self._dbs[b"receipts"])
+                if record is None:
+                    raise LedgerCorrupt(f"the tx index names block {at_height}, which has no record")
+                holder = _BlockReceipts(record).tx_id(at_index)
+            if holder != tx_id:
+                txn.put(tx_id, location, overwrite=False, db=collisions_db)
+
+    def _find_tx(self, txn: lmdb.Transaction, tx_id: bytes) -> tuple[int, int, _BlockReceipts] | None:
+        """(height, index, the block's receipts record) of a committed id, within `txn`."""
+        if len(tx_id) != HASH_BYTES:
+            return None
+        raw = txn.get(tx_id[:TX_KEY_BYTES], db=self._dbs[b"txs"])
+        if raw is None:
+            return None  # the common answer for a new transaction: one lookup
+        for attempt in (raw, txn.get(tx_id, db=self._dbs[b"tx_collisions"])):
+            if attempt is None:
+                return None
+            height, index = _unpack_location(attempt)
+            record = txn.get(_U64.pack(height), db=self._dbs[b"receipts"])
+            if record is None:
+                raise LedgerCorrupt(f"the tx index names block {height}, which has no record")
+            block = _BlockReceipts(record)
+            if index >= block.count:
+                raise LedgerCorrupt(f"the tx index names transaction {index} of block {height}")
+            if block.tx_id(index) == tx_id:
+                return height, index, block
+        raise LedgerCorrupt(f"the tx index misplaces transaction {tx_id.hex()}")
 
     def _put(self, txn: lmdb.Transaction, db: bytes, key: bytes, value: bytes) -> None:
         txn.put(key, value, db=self._dbs[db])
@@ -477,43 +595,40 @@ class Ledger:
         return None if raw is None else self.block(_U64.unpack(raw)[0])
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
-        """(height, index in block) of a committed transaction, or None."""
-        if len(tx_id) != HASH_BYTES:
-            return None
-        raw = self._get(b"txs", tx_id)
-        if raw is None:
-            return None
-        height, index = _LOCATION.unpack(raw)
-        return height, index
+        """(height, index in block) of a committed transaction, or None. Raises LedgerCorrupt."""
+        with self._env.begin(buffers=True) as txn:
+            found = self._find_tx(txn, tx_id)
+        return None if found is None else found[:2]
 
     def has_tx(self, tx_id: bytes) -> bool:
         return self.tx_location(tx_id) is not None
 
     def receipt(self, tx_id: bytes) -> Receipt | None:
         """The receipt of a committed transaction, or None. Raises LedgerCorrupt."""
-        location = self.tx_location(tx_id)
-        if location is None:
-            return None
-        raw = self._get(b"receipts", _LOCATION.pack(*location))
-        if raw is None:
+        with self._env.begin(buffers=True) as txn:
+            found = self._find_tx(txn, tx_id)
+            if found is None:
+                return None
+            _, index, block = found
+            stored = block.receipts()
+        if index >= len(stored):
             raise LedgerCorrupt(f"no receipt for transaction {tx_id.hex()}")
-        return _decode_receipt(raw)
+        return _receipt(tx_id, stored[index])
 
     def block_receipts(self, height: int) -> list[Receipt] | None:
         """The receipts of the block at `height`, in transaction order, or None when there is
         no such block. Raises LedgerCorrupt."""
-        if self._location(height) is None:
+        if height < 0:
             return None
-        prefix = _U64.pack(height)
-        receipts: list[Receipt] = []
-        with self._env.begin(db=self._dbs[b"receipts"]) as txn:
-            cursor = txn.cursor()
-            if cursor.set_range(prefix):
-                for key, raw in cursor.iternext():
-                    if not key.startswith(prefix):
-                        break
-                    receipts.append(_decode_receipt(raw))
-        return receipts
+        with self._env.begin(buffers=True) as txn:
+            record = txn.get(_U64.pack(height), db=self._dbs[b"receipts"])
+            if record is None:
+                return None
+            block = _BlockReceipts(record)
+            stored = block.receipts()
+            if len(stored) != block.count:
+                raise LedgerCorrupt(f"block {height} has {block.count} tx ids and {len(stored)} receipts")
+            return [_receipt(block.tx_id(i), raw) for i, raw in enumerate(stored)]
 
     def history(self, key: bytes, limit: int = 100) -> list[KeyVersion]:
         """Up to `limit` versions of `key`, newest first (deletions have value None).
@@ -524,27 +639,48 @@ class Ledger:
             return []
         prefix = _history_prefix(key)
         versions: list[KeyVersion] = []
-        with self._env.begin(db=self._dbs[b"history"]) as txn:
+        receipts_db = self._dbs[b"receipts"]
+        with self._env.begin(db=self._dbs[b"history"], buffers=True) as txn:
             cursor = txn.cursor()
-            # Position on the last entry of this key: just before the first key past it.
-            if cursor.set_range(prefix + b"\xff" * _HISTORY_SUFFIX.size):
-                positioned = cursor.prev()
-            else:
-                positioned = cursor.last()
+            # Position on the last entry of this key: just before the first key past it (no
+            # height encoding starts with 0xff).
+            positioned = cursor.prev() if cursor.set_range(prefix + b"\xff") else cursor.last()
             if not positioned:
                 return versions
-            for hist_key, raw in cursor.iterprev():
-                if len(versions) >= limit or len(hist_key) != len(prefix) + _HISTORY_SUFFIX.size:
+            for raw_key, raw in cursor.iterprev():
+                hist_key = bytes(raw_key)
+                if len(versions) >= limit or not hist_key.startswith(prefix):
                     break
-                if not hist_key.startswith(prefix):
-                    break
-                height, index_plus_one = _HISTORY_SUFFIX.unpack_from(hist_key, len(prefix))
-                try:
-                    entry = decode(raw, _HistoryEntry)
-                except CodecError as exc:
-                    raise LedgerCorrupt(f"unreadable history entry: {exc}") from exc
-                versions.append(KeyVersion(height, index_plus_one - 1, entry.tx_id, entry.value))
+                height = _read_sortable_uint(hist_key, len(prefix))
+                flat = _unpack_history(bytes(raw))
+                record = txn.get(_U64.pack(height), db=receipts_db)
+                block = None if record is None else _BlockReceipts(record)
+                for i in range(len(flat) - 2, -1, -2):
+                    tx_index, value = flat[i], flat[i + 1]
+                    if not isinstance(tx_index, int) or isinstance(value, int):
+                        raise LedgerCorrupt("unreadable history entry: bad version")
+                    # Block-level writes, and all genesis writes, name no transaction.
+                    tx_id = b"" if block is None or not 0 <= tx_index < block.count else block.tx_id(tx_index)
+                    versions.append(KeyVersion(height, tx_index, tx_id, value))
+                    if len(versions) >= limit:
+                        break
         return versions
+
+    def index_usage(self) -> dict[str, IndexUsage]:
+        """Where the LMDB index's bytes are: one IndexUsage per named database, plus "other"
+        for the pages of the file none of them uses: free pages (kept until two commits after
+        the one that freed them), LMDB's meta pages, catalogue and free list."""
+        usage: dict[str, IndexUsage] = {}
+        with self._env.begin() as txn:
+            for name, db in self._dbs.items():
+                st = txn.stat(db)
+                pages = st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+                usage[name.decode()] = IndexUsage(st["entries"], pages, pages * st["psize"])
+            psize = self._env.stat()["psize"]
+            total_pages = self._env.info()["last_pgno"] + 1
+        other = total_pages - sum(u.pages for u in usage.values())
+        usage["other"] = IndexUsage(0, other, other * psize)
+        return usage
 
     def prove(self, key: bytes) -> StateProof:
         """Proof of `key`'s committed value (or absence) against `state_root`.
@@ -600,18 +736,128 @@ def _history_prefix(key: bytes) -> bytes:
     return _KEY_LENGTH.pack(len(key)) + key
 
 
+def _sortable_uint(n: int) -> bytes:
+    """`n` as a length byte and its minimal big-endian bytes: byte order is numeric order."""
+    size = max(1, (n.bit_length() + 7) >> 3)
+    return bytes((size,)) + n.to_bytes(size, "big")
+
+
+def _read_sortable_uint(data: bytes, at: int) -> int:
+    size = data[at] if at < len(data) else 0
+    if not 1 <= size <= 8 or len(data) != at + 1 + size:
+        raise LedgerCorrupt("unreadable history key")
+    return int.from_bytes(data[at + 1 :], "big")
+
+
+def _uvarint(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL_UVARINTS[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL_UVARINTS = [bytes((n,)) for n in range(0x80)]
+
+
+def _pack_location(height: int, index: int) -> bytes:
+    return _uvarint(height) + _uvarint(index)
+
+
+def _unpack_location(raw: bytes | memoryview) -> tuple[int, int]:
+    """(height, index) from two LEB128 varints. Raises LedgerCorrupt."""
+    numbers: list[int] = []
+    n = shift = 0
+    for byte in bytes(raw):
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            numbers.append(n)
+            n = shift = 0
+        elif shift > 63:
+            break
+    if len(numbers) != 2 or shift:
+        raise LedgerCorrupt("unreadable transaction location")
+    return numbers[0], numbers[1]
+
+
+def _pack_history(flat: list[int | bytes | None]) -> bytes:
+    """A history entry: a marker byte, then the msgpack list [tx_index, value, ...], plain or
+    zlib-compressed."""
+    plain = encode(flat)
+    if len(plain) >= HISTORY_COMPRESS_MIN:
+        packed = zlib.compress(plain, ZLIB_LEVEL)
+        if len(packed) < len(plain):
+            return _HISTORY_ZLIB + packed
+    return _HISTORY_PLAIN + plain
+
+
+def _unpack_history(raw: bytes) -> list[int | bytes | None]:
+    """[tx_index, value, ...] of a history entry. Raises LedgerCorrupt."""
+    try:
+        if raw[:1] == _HISTORY_ZLIB:
+            body = zlib.decompress(raw[1:])
+        elif raw[:1] == _HISTORY_PLAIN:
+            body = raw[1:]
+        else:
+            raise LedgerCorrupt("unreadable history entry: unknown marker")
+        flat = decode(body, list[int | bytes | None])
+    except (zlib.error, CodecError) as exc:
+        raise LedgerCorrupt(f"unreadable history entry: {exc}") from exc
+    if len(flat) % 2:
+        raise LedgerCorrupt("unreadable history entry: odd length")
+    return flat
+
+
+def _pack_block_receipts(tx_ids: Sequence[bytes], receipts: Sequence[_StoredReceipt]) -> bytes:
+    """u32 count | the block's tx ids | zlib(msgpack list of receipts without tx ids)."""
+    body = zlib.compress(encode(receipts), ZLIB_LEVEL) if receipts else b""
+    return _U32.pack(len(tx_ids)) + b"".join(tx_ids) + body
+
+
+class _BlockReceipts:
+    """A block's `receipts` record, read lazily: ids by slicing, receipts on demand."""
+
+    def __init__(self, record: bytes | memoryview) -> None:
+        if len(record) < _U32.size:
+            raise LedgerCorrupt("unreadable receipts record")
+        self._record = record
+        self.count: int = _U32.unpack_from(record)[0]
+        self._body_at = _U32.size + self.count * HASH_BYTES
+        if len(record) < self._body_at:
+            raise LedgerCorrupt("receipts record shorter than its tx ids")
+
+    def tx_id(self, index: int) -> bytes:
+        at = _U32.size + index * HASH_BYTES
+        return bytes(self._record[at : at + HASH_BYTES])
+
+    def receipts(self) -> list[msgspec.Raw]:
+        """The encoded receipts (without tx ids), each decoded only when asked for."""
+        body = self._record[self._body_at :]
+        if not body:
+            return []
+        try:
+            return decode(zlib.decompress(body), list[msgspec.Raw])
+        except (zlib.error, CodecError) as exc:
+            raise LedgerCorrupt(f"unreadable receipts: {exc}") from exc
+
+
+def _receipt(tx_id: bytes, raw: msgspec.Raw) -> Receipt:
+    try:
+        r = decode(raw, _StoredReceipt)
+    except CodecError as exc:
+        raise LedgerCorrupt(f"unreadable receipt: {exc}") from exc
+    return Receipt(tx_id, r.status, r.error, r.events, r.steps, r.result)
+
+
 def _decode_header(raw: bytes) -> Header:
     try:
         return decode(raw, Header)
     except CodecError as exc:
         raise LedgerCorrupt(f"unreadable head header: {exc}") from exc
-
-
-def _decode_receipt(raw: bytes) -> Receipt:
-    try:
-        return decode(raw, Receipt)
-    except CodecError as exc:
-        raise LedgerCorrupt(f"unreadable receipt: {exc}") from exc
 
 
 def _check_write(w: Write) -> None:
