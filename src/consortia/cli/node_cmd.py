@@ -111,6 +111,7 @@ def start(config: Path = typer.Option(..., "--config", help="The node's TOML fil
     """Run a node in the foreground until SIGINT/SIGTERM (graceful shutdown)."""
     import logging
 
+    from consortia.ledger import LedgerError
     from consortia.node.config import ConfigError
     from consortia.node.genesis import GenesisError
     from consortia.node.main import run
@@ -118,5 +119,6 @@ def start(config: Path = typer.Option(..., "--config", help="The node's TOML fil
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run(config)
-    except (ConfigError, GenesisError, ValueError, OSError) as exc:
-        fail(str(exc))
+    except (ConfigError, GenesisError, LedgerError, ValueError, OSError) as exc:
+        # A data directory of another channel or on-disk format is refused in one line.
+        fail(f"{type(exc).__name__}: {exc}")
