@@ -482,7 +482,8 @@ class Node:
         except MempoolError as exc:
             raise AdmissionError(str(exc), exc.code) from exc
         self._pending[admitted.tx_id] = admitted.tx
-        if admitted.envelope is not None:
+        if admitted.envelope is not None and len(self.config.consensus.validators) > 1:
+            # Another validator may propose it: remember the checks for when its block arrives.
             self.verified.add(admitted.raw, TxInput(admitted.tx_id, admitted.tx, True))
 
     async def wait_committed(self, tx_id: bytes, timeout_s: float) -> CommitInfo | None:

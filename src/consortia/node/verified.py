@@ -9,12 +9,12 @@ those bytes, so skipping the check gives exactly the answer re-checking would: e
 stays deterministic. Anything not remembered is checked as before.
 
 Entries are taken out when a block uses them; the memory is bounded, oldest out first.
-Filled from the event loop, emptied from the commit thread: a lock keeps the two apart.
+Filled from the event loop, emptied from the commit thread: each step is one OrderedDict
+operation, atomic under the GIL.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -27,7 +27,6 @@ class VerifiedTxs:
     def __init__(self, max_entries: int = VERIFIED_MAX) -> None:
         self._entries: OrderedDict[bytes, TxInput] = OrderedDict()
         self._max = max(0, max_entries)
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -36,17 +35,19 @@ class VerifiedTxs:
         """Remember that `raw` decodes to `tx_input` and its signature verifies."""
         if self._max == 0:
             return
-        with self._lock:
-            self._entries[raw] = tx_input
-            if len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+        entries = self._entries
+        entries[raw] = tx_input
+        if len(entries) > self._max:
+            try:
+                entries.popitem(last=False)
+            except KeyError:  # emptied by the commit thread meanwhile
+                pass
 
     def take(self, raw: bytes) -> TxInput | None:
         """The checked transaction for exactly these bytes (now forgotten), or None."""
-        with self._lock:
-            return self._entries.pop(raw, None)
+        return self._entries.pop(raw, None)
 
     def forget(self, raws: Iterable[bytes]) -> None:
-        with self._lock:
-            for raw in raws:
-                self._entries.pop(raw, None)
+        entries = self._entries
+        for raw in raws:
+            entries.pop(raw, None)
