@@ -389,10 +389,11 @@ class Node:
             self.on_admitted(raw)
         return admitted.tx_id
 
-    async def submit_many(self, raws: list[bytes]) -> list[bytes | AdmissionError]:
-        """Admit many encoded envelopes (e.g. one API batch request): per transaction its id
-        or the AdmissionError that refused it, in order. All signatures are verified as one
-        job; each transaction is admitted or refused exactly as `submit` would."""
+    async def submit_many(self, raws: list[bytes], forwarded: bool = False) -> list[bytes | AdmissionError]:
+        """Admit many encoded envelopes (one API batch request, or one peer's gossip): per
+        transaction its id or the AdmissionError that refused it, in order. All signatures
+        are verified as one job; each transaction is admitted or refused exactly as `submit`
+        would (`forwarded` as there)."""
         checked: list[Admitted | AdmissionError] = []
         jobs = []
         for raw in raws:
@@ -415,11 +416,12 @@ class Node:
                     item = exc
                 else:
                     self.stats.admitted += 1
-                    if self.on_admitted is not None:
+                    if not forwarded and self.on_admitted is not None:
                         self.on_admitted(item.raw)
                     out.append(item.tx_id)
                     continue
-            self.stats.rejected[item.code] = self.stats.rejected.get(item.code, 0) + 1
+            if not forwarded:
+                self.stats.rejected[item.code] = self.stats.rejected.get(item.code, 0) + 1
             out.append(item)
         return out
 
