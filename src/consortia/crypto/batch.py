@@ -8,7 +8,7 @@ processes. A batch is split into one chunk per worker; results keep the input or
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 from consortia.crypto.suites import suite_by_name
@@ -40,14 +40,26 @@ class BatchVerifier:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="verify")
 
     def verify(self, jobs: list[VerifyJob]) -> list[bool]:
+        """Verify on the calling thread and the pool together; blocks until done."""
         if len(jobs) < self.parallel_jobs_min or self.workers == 1:
             return _verify_chunk(jobs)
-        size = -(-len(jobs) // self.workers)
-        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         results: list[bool] = []
-        for part in self._pool.map(_verify_chunk, chunks):
+        for part in self._pool.map(_verify_chunk, self._chunks(jobs)):
             results.extend(part)
         return results
+
+    def submit(self, jobs: list[VerifyJob]) -> list[Future[list[bool]]]:
+        """Start verifying on the pool without waiting: one future per chunk, in job order
+        (an event loop awaits them instead of parking a thread that waits for the pool)."""
+        if not jobs:
+            return []
+        if len(jobs) < self.parallel_jobs_min:
+            return [self._pool.submit(_verify_chunk, jobs)]
+        return [self._pool.submit(_verify_chunk, chunk) for chunk in self._chunks(jobs)]
+
+    def _chunks(self, jobs: list[VerifyJob]) -> list[list[VerifyJob]]:
+        size = -(-len(jobs) // self.workers)
+        return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -100,6 +100,9 @@ ValidatorFactory = Callable[[ChannelConfig], IdentityValidator]
 class TxInput(NamedTuple):
     tx_id: bytes
     tx: Transaction | EthTransaction
+    # True when `tx` came out of `types.decode_envelope`, which already validated its shape:
+    # then execution does not validate it again (same answer, checked once per transaction).
+    shape_checked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +172,7 @@ class Executor:
         writes: list[Write] = []
         eth_gas = _GasBudget(block_gas_limit(start_config), tx_gas_limit(start_config))
         eth_senders: set[bytes] = set()
-        for index, (tx_id, tx) in enumerate(txs):
+        for index, (tx_id, tx, shape_checked) in enumerate(txs):
             if isinstance(tx, EthTransaction):
                 duplicate = tx_id in seen or is_committed(tx_id)
                 seen.add(tx_id)
@@ -180,7 +183,7 @@ class Executor:
                 receipts.append(receipt)
                 writes.extend(tx_writes)
                 continue
-            reason = self._invalid_reason(config, height, tx_id, tx, seen, is_committed)
+            reason = self._invalid_reason(config, height, tx_id, tx, shape_checked, seen, is_committed)
             seen.add(tx_id)
             if reason is None:
                 try:
@@ -209,6 +212,7 @@ class Executor:
         height: int,
         tx_id: bytes,
         tx: Transaction,
+        shape_checked: bool,
         seen: set[bytes],
         is_committed: Callable[[bytes], bool],
     ) -> str | None:
@@ -216,10 +220,11 @@ class Executor:
             return "wrong chain_id"
         if tx.channel != config.channel:
             return "wrong channel"
-        try:
-            tx.validate_shape()
-        except CodecError as exc:
-            return f"malformed transaction: {exc}"
+        if not shape_checked:
+            try:
+                tx.validate_shape()
+            except CodecError as exc:
+                return f"malformed transaction: {exc}"
         if tx.expiry_height and tx.expiry_height < height:
             return f"expired: expiry_height {tx.expiry_height} < height {height}"
         if tx_id in seen:

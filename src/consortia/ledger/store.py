@@ -603,6 +603,11 @@ class Ledger:
     def has_tx(self, tx_id: bytes) -> bool:
         return self.tx_location(tx_id) is not None
 
+    def tx_ids(self) -> Iterator[bytes]:
+        """Every committed transaction id, in index order (e.g. to build an in-memory filter)."""
+        with self._env.begin(db=self._dbs[b"txs"]) as txn:
+            yield from txn.cursor().iternext(keys=True, values=False)
+
     def receipt(self, tx_id: bytes) -> Receipt | None:
         """The receipt of a committed transaction, or None. Raises LedgerCorrupt."""
         with self._env.begin(buffers=True) as txn:

@@ -2,7 +2,8 @@
 
 Format, chain and channel, certificate (chains to a member CA, valid now, not revoked),
 replay (never committed, not already pending), then the signature. Signatures of all
-requests that arrive in one event-loop turn are verified together on every core.
+requests that arrive in one event-loop turn, or in one API batch, are verified together as
+one job for the verifier's threads.
 
 Ethereum transactions (told apart by their first byte, `types.eth.tx_kind`) are checked
 while decoding: canonical RLP, the channel's EIP-155 chain id, a low-s signature from which
@@ -46,6 +47,13 @@ class Admitted:
     public_key: bytes
     account_nonce: int = 0  # an Ethereum sender's committed nonce when admitted
 
+    def signature_job(self) -> VerifyJob | None:
+        """The signature check still to do (None: none, e.g. an Ethereum transaction)."""
+        env = self.envelope
+        if env is None:
+            return None
+        return signature_job(self.suite, self.public_key, self.tx_id, env.signature)
+
 
 def parse_envelope(raw: bytes) -> tuple[Envelope, Transaction]:
     try:
@@ -67,7 +75,11 @@ def parse_eth_transaction(raw: bytes, chain_id: int) -> EthTransaction:
 
 
 class SignatureBatcher:
-    """Collects verification requests from one loop turn and verifies them in one batch."""
+    """Verifies signatures on the verifier's threads while the event loop goes on.
+
+    Single requests that arrive in one event-loop turn are verified together as one job;
+    `verify_many` hands a whole batch (e.g. one API batch request) over as one job.
+    """
 
     def __init__(self, verifier: BatchVerifier) -> None:
         self._verifier = verifier
@@ -82,24 +94,37 @@ class SignatureBatcher:
         self._futures.append(fut)
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+            loop.call_soon(self._flush)
         return fut
 
-    async def _flush(self) -> None:
+    async def verify_many(self, jobs: list[VerifyJob]) -> list[bool]:
+        """Verify `jobs` (results in order) without blocking the loop."""
+        parts = self._verifier.submit(jobs)
+        if len(parts) == 1:
+            return await asyncio.wrap_future(parts[0])
+        results: list[bool] = []
+        for part in await asyncio.gather(*(asyncio.wrap_future(p) for p in parts)):
+            results.extend(part)
+        return results
+
+    def _flush(self) -> None:
         jobs, futures = self._jobs, self._futures
         self._jobs, self._futures, self._scheduled = [], [], False
-        loop = asyncio.get_running_loop()
-        try:
-            results = await loop.run_in_executor(None, self._verifier.verify, jobs)
-        except Exception as exc:  # pragma: no cover - verifier bug; fail the requests loudly
-            for fut in futures:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for fut, ok in zip(futures, results, strict=True):
+        done = asyncio.ensure_future(self.verify_many(jobs))
+        done.add_done_callback(lambda d: _settle(futures, d))
+
+
+def _settle(futures: list[asyncio.Future[bool]], done: asyncio.Future[list[bool]]) -> None:
+    exc = None if done.cancelled() else done.exception()
+    if done.cancelled() or exc is not None:  # pragma: no cover - verifier bug: fail loudly
+        for fut in futures:
             if not fut.done():
-                fut.set_result(ok)
+                fut.set_exception(exc or asyncio.CancelledError())
+        return
+    for fut, ok in zip(futures, done.result(), strict=True):
+        if not fut.done():
+            fut.set_result(ok)
 
 
-def signature_job(admitted_suite: str, public_key: bytes, env: Envelope) -> VerifyJob:
-    return VerifyJob(admitted_suite, public_key, tx_signing_bytes(env.tx_id), env.signature)
+def signature_job(suite: str, public_key: bytes, tx_id: bytes, signature: bytes) -> VerifyJob:
+    return VerifyJob(suite, public_key, tx_signing_bytes(tx_id), signature)

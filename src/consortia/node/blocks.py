@@ -14,6 +14,8 @@ from consortia.execution.executor import BlockOutcome, Executor, TxInput
 from consortia.identity.msp import MSP, IdentityError
 from consortia.ledger.store import Ledger, PreparedState
 from consortia.node.admission import signature_job
+from consortia.node.committed import CommittedTxIds
+from consortia.node.verified import VerifiedTxs
 from consortia.types import (
     Block,
     ChannelConfig,
@@ -44,10 +46,24 @@ class Executed:
 
 
 class BlockProcessor:
-    def __init__(self, ledger: Ledger, executor: Executor, verifier: BatchVerifier) -> None:
+    """`verified` holds transactions admission already checked (see node.verified);
+    `committed` answers the replay question from memory and learns each committed block."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        executor: Executor,
+        verifier: BatchVerifier,
+        verified: VerifiedTxs | None = None,
+        committed: CommittedTxIds | None = None,
+    ) -> None:
         self.ledger = ledger
         self.executor = executor
         self.verifier = verifier
+        self.verified = verified if verified is not None else VerifiedTxs()
+        self.committed = (
+            committed if committed is not None else CommittedTxIds(ledger.has_tx, ledger.tx_ids())
+        )
         self._executed: OrderedDict[bytes, Executed] = OrderedDict()
         self._msp_cached: MSP | None = None
         self._msp_config: ChannelConfig | None = None
@@ -63,8 +79,9 @@ class BlockProcessor:
         raws: list[bytes],
         engine_data: bytes,
     ) -> Block:
+        self.verified.forget(raws)  # this node's own pool: checked at admission, never met again
         outcome = self.executor.execute_block(
-            self.ledger.state, config, height, timestamp_ms, inputs, self.ledger.has_tx
+            self.ledger.state, config, height, timestamp_ms, inputs, self.committed.__contains__
         )
         prepared = self.ledger.prepare(outcome.writes)
         header = Header(
@@ -104,7 +121,7 @@ class BlockProcessor:
             raise BlockRejected("transactions do not match the tx root")
         inputs = self._verified_inputs(config, block)
         outcome = self.executor.execute_block(
-            self.ledger.state, config, h.height, h.timestamp_ms, inputs, self.ledger.has_tx
+            self.ledger.state, config, h.height, h.timestamp_ms, inputs, self.committed.__contains__
         )
         prepared = self.ledger.prepare(outcome.writes)
         if prepared.root != h.state_root:
@@ -124,10 +141,19 @@ class BlockProcessor:
         return cached
 
     def _verified_inputs(self, config: ChannelConfig, block: Block) -> list[TxInput]:
+        """The block's transactions, decoded, with every native signature verified.
+
+        Transactions this node already checked at admission (the same bytes) are neither
+        decoded nor verified again. Raises BlockRejected.
+        """
         msp = self._msp(config)
         inputs: list[TxInput] = []
         jobs = []
         for raw in block.txs:
+            known = self.verified.take(raw)
+            if known is not None:
+                inputs.append(known)
+                continue
             try:
                 if tx_kind(raw) == "eth":
                     # Recovering the sender verifies the signature; the executor checks the
@@ -141,14 +167,15 @@ class BlockProcessor:
                 env, tx = decode_envelope(raw)
             except CodecError as exc:
                 raise BlockRejected(f"malformed transaction in block: {exc}") from exc
+            tx_id = env.tx_id
             try:
                 ident = msp.validate(tx.signer, block.header.timestamp_ms)
             except IdentityError:
                 # The executor records an invalid receipt for it; the signature is moot.
-                inputs.append(TxInput(env.tx_id, tx))
+                inputs.append(TxInput(tx_id, tx, True))
                 continue
-            jobs.append(signature_job(ident.suite, ident.public_key, env))
-            inputs.append(TxInput(env.tx_id, tx))
+            jobs.append(signature_job(ident.suite, ident.public_key, tx_id, env.signature))
+            inputs.append(TxInput(tx_id, tx, True))
         if not all(self.verifier.verify(jobs)):
             raise BlockRejected("a transaction signature in the block does not verify")
         return inputs
@@ -169,6 +196,7 @@ class BlockProcessor:
         executed = self.execute(config, block)
         final = Block(block.header, block.txs, certificate)
         self.ledger.commit(final, executed.outcome.receipts, executed.prepared)
+        self.committed.add_committed([r.tx_id for r in executed.outcome.receipts])
         self._executed.pop(block.hash, None)
         return Executed(final, executed.outcome, executed.prepared)
 

@@ -67,6 +67,7 @@ async def serve(cfg: NodeConfig) -> None:
             port=cfg.api.port,
             log_level="warning",
             lifespan="off",
+            http="httptools",  # C parser: h11 parses and frames in pure Python
             timeout_graceful_shutdown=10,
             ws_max_size=cfg.api.body_bytes_max,
         )

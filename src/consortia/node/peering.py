@@ -14,7 +14,6 @@ from pathlib import Path
 
 from consortia.identity.blockcert import VerificationError, verify_certificate
 from consortia.network import BlockSyncer, NetworkError, PeerNetwork, channel_tls_roots, make_tls_contexts
-from consortia.node.admission import AdmissionError
 from consortia.node.runtime import Node
 from consortia.types import Block, CodecError, decode, encode
 
@@ -100,13 +99,12 @@ class Peering:
         task.add_done_callback(self._admitting.discard)
 
     async def _admit_forwarded(self, raws: list[bytes]) -> None:
-        results = await asyncio.gather(
-            *(self.node.submit(raw, forwarded=True) for raw in raws), return_exceptions=True
-        )
-        for res in results:
-            # Duplicates are normal (every node forwards what it admitted); anything else is a bug.
-            if isinstance(res, BaseException) and not isinstance(res, AdmissionError):
-                log.error("forwarded transaction failed admission unexpectedly", exc_info=res)
+        # Refusals (AdmissionError) are normal: every node forwards what it admitted, so
+        # duplicates abound. Anything raised is a bug.
+        try:
+            await self.node.submit_many(raws, forwarded=True)
+        except Exception:
+            log.exception("forwarded transactions failed admission unexpectedly")
 
     # ---- heights and block sync ---------------------------------------------------------
     def _on_height(self, sender: str, payload: bytes) -> None:

@@ -53,11 +53,12 @@ from consortia.node.admission import (
     SignatureBatcher,
     parse_envelope,
     parse_eth_transaction,
-    signature_job,
 )
 from consortia.node.blocks import BlockProcessor, BlockRejected
+from consortia.node.committed import CommittedTxIds
 from consortia.node.engine_store import EngineStore
 from consortia.node.validators import validator_peers
+from consortia.node.verified import VerifiedTxs
 from consortia.types import (
     Block,
     Caller,
@@ -145,7 +146,11 @@ class Node:
         self._verifier = BatchVerifier()
         self._batcher = SignatureBatcher(self._verifier)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="commit")
-        self.blocks = BlockProcessor(ledger, self.executor, self._verifier)
+        # Admission remembers what it checked so blocks holding the same bytes skip it, and
+        # replay checks are answered from memory (both shared with the commit thread).
+        self.verified = VerifiedTxs()
+        self.committed = CommittedTxIds(ledger.has_tx, ledger.tx_ids())
+        self.blocks = BlockProcessor(ledger, self.executor, self._verifier, self.verified, self.committed)
         self._pending: dict[bytes, Transaction | EthTransaction] = {}
         self._waiters: dict[bytes, list[asyncio.Future[CommitInfo]]] = {}
         self._block_subscribers: set[asyncio.Queue[Block]] = set()
@@ -285,7 +290,8 @@ class Node:
         limits = cfg.block
         ready = self.mempool.peek(limits.txs_max, limits.bytes_max, block_gas_limit(cfg), tx_gas_limit(cfg))
         picked = [p for p in ready if p.tx_id in self._pending]
-        inputs = [TxInput(p.tx_id, self._pending[p.tx_id]) for p in picked]
+        # Shapes were checked at admission: execution need not check them again.
+        inputs = [TxInput(p.tx_id, self._pending[p.tx_id], True) for p in picked]
         raws = [p.raw for p in picked]
         parent = self.ledger.head
         assert parent is not None, "a node always has at least its genesis block"
@@ -378,14 +384,8 @@ class Node:
         """
         try:
             admitted = self._check(raw)
-            ok = admitted.envelope is None or await self._batcher.verify(
-                signature_job(admitted.suite, admitted.public_key, admitted.envelope)
-            )
-            if not ok:
-                raise AdmissionError(
-                    "signature does not verify against the signer's certificate", "bad_signature"
-                )
-            self._admit(admitted)
+            job = admitted.signature_job()
+            self._admit(admitted, job is None or await self._batcher.verify(job))
         except AdmissionError as exc:
             if not forwarded:
                 self.stats.rejected[exc.code] = self.stats.rejected.get(exc.code, 0) + 1
@@ -394,6 +394,42 @@ class Node:
         if not forwarded and self.on_admitted is not None:
             self.on_admitted(raw)
         return admitted.tx_id
+
+    async def submit_many(self, raws: list[bytes], forwarded: bool = False) -> list[bytes | AdmissionError]:
+        """Admit many encoded envelopes (one API batch request, or one peer's gossip): per
+        transaction its id or the AdmissionError that refused it, in order. All signatures
+        are verified as one job; each transaction is admitted or refused exactly as `submit`
+        would (`forwarded` as there)."""
+        checked: list[Admitted | AdmissionError] = []
+        jobs = []
+        for raw in raws:
+            try:
+                admitted = self._check(raw)
+            except AdmissionError as exc:
+                checked.append(exc)
+                continue
+            checked.append(admitted)
+            job = admitted.signature_job()
+            if job is not None:
+                jobs.append(job)
+        verdicts = iter(await self._batcher.verify_many(jobs) if jobs else ())
+        out: list[bytes | AdmissionError] = []
+        for item in checked:
+            if isinstance(item, Admitted):
+                try:
+                    self._admit(item, item.envelope is None or next(verdicts))
+                except AdmissionError as exc:
+                    item = exc
+                else:
+                    self.stats.admitted += 1
+                    if not forwarded and self.on_admitted is not None:
+                        self.on_admitted(item.raw)
+                    out.append(item.tx_id)
+                    continue
+            if not forwarded:
+                self.stats.rejected[item.code] = self.stats.rejected.get(item.code, 0) + 1
+            out.append(item)
+        return out
 
     def _check(self, raw: bytes) -> Admitted:
         try:
@@ -417,7 +453,7 @@ class Node:
         if tx.expiry_height and tx.expiry_height <= self.ledger.height:
             raise AdmissionError(f"transaction expired at height {tx.expiry_height}", "expired")
         tx_id = env.tx_id
-        if tx_id in self.mempool or self.ledger.has_tx(tx_id):
+        if tx_id in self.mempool or tx_id in self.committed:
             raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
         return Admitted(tx_id, raw, env, tx, identity.caller.cert_hash, identity.suite, identity.public_key)
 
@@ -441,8 +477,14 @@ class Node:
             )
         return Admitted(tx.hash, raw, None, tx, tx.sender, ETH_SUITE, b"", nonce)
 
-    def _admit(self, admitted: Admitted) -> None:
-        if admitted.tx_id in self.mempool or self.ledger.has_tx(admitted.tx_id):
+    def _admit(self, admitted: Admitted, signature_ok: bool) -> None:
+        if not signature_ok:
+            raise AdmissionError(
+                "signature does not verify against the signer's certificate", "bad_signature"
+            )
+        # Asked again: the same id may have been admitted or committed (through a peer's
+        # block) while its signature was being checked. Both answers come from memory.
+        if admitted.tx_id in self.mempool or admitted.tx_id in self.committed:
             raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
         tx = admitted.tx
         if isinstance(tx, EthTransaction):
@@ -454,6 +496,9 @@ class Node:
         except MempoolError as exc:
             raise AdmissionError(str(exc), exc.code) from exc
         self._pending[admitted.tx_id] = tx
+        if admitted.envelope is not None and len(self.config.consensus.validators) > 1:
+            # Another validator may propose it: remember the checks for when its block arrives.
+            self.verified.add(admitted.raw, TxInput(admitted.tx_id, tx, True))
 
     def _forget(self, dropped: list[bytes]) -> None:
         """Ethereum transactions the pool dropped because their nonce was used by another."""
