@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth.abc import AccountDatabaseAPI
+from eth.db.journal import get_next_checkpoint
 from eth.typing import JournalDBCheckpoint
 from eth_hash.auto import keccak
 from eth_typing import Hash32
@@ -53,7 +54,6 @@ class OverlayAccountDB(AccountDatabaseAPI):
         self._layers: list[Overlay] = [tx_overlay]
         self._warm: list[set[bytes]] = [set()]
         self._checkpoints: list[int] = []  # checkpoint of layer i + 1
-        self._next_checkpoint = 1
 
     # ---- records -------------------------------------------------------------------------
 
@@ -178,8 +178,10 @@ class OverlayAccountDB(AccountDatabaseAPI):
     # ---- journal: one child overlay per checkpoint ----------------------------------------
 
     def record(self) -> JournalDBCheckpoint:
-        checkpoint = self._next_checkpoint
-        self._next_checkpoint += 1
+        # py-evm records the same checkpoint in its transient-storage journal (EIP-1153),
+        # whose own entries come from its process-wide counter: drawing ours from that
+        # counter too keeps the two from ever colliding.
+        checkpoint = get_next_checkpoint()
         self._layers.append(self._top.child())
         self._warm.append(set())
         self._checkpoints.append(checkpoint)
