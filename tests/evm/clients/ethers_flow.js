@@ -1,0 +1,110 @@
+// ethers.js, unchanged, against a consortia node: deploy, transfer, balances, receipts,
+// logs by topic and revert reasons. Run by tests/evm/test_clients_ethers.py:
+//   node ethers_flow.js <config.json>
+// config: {rpc, rpc_other, key, recipient, contracts} (contracts: compiled by compile.js).
+// Prints one JSON document of what the client saw; the test asserts on it.
+'use strict';
+const fs = require('fs');
+const { ethers } = require('ethers');
+
+// consortia commits a transaction within milliseconds and makes a block only when
+// transactions arrive. ethers' defaults suit a chain with a block every few seconds: it polls
+// every 4 s, and it answers identical requests made within 250 ms from a cache, so a
+// receipt looked up just before its block commits reads as "not yet" again when that block
+// is announced, and with no later block tx.wait() never returns. So: poll often, no cache
+// (see docs/ethereum.md).
+const PROVIDER_OPTIONS = { pollingInterval: 100, cacheTimeout: -1 };
+
+function provider(url) {
+  return new ethers.JsonRpcProvider(url, undefined, PROVIDER_OPTIONS);
+}
+
+async function failure(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    return { code: e.code, reason: e.reason ?? null, status: e.receipt ? e.receipt.status : null };
+  }
+  throw new Error('expected the call to fail');
+}
+
+async function main() {
+  const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+  const rpc = provider(cfg.rpc);
+  const wallet = new ethers.Wallet(cfg.key, rpc);
+  const address = wallet.address;
+  const out = { address, chainId: (await rpc.getNetwork()).chainId.toString() };
+
+  const { Token, Probe } = cfg.contracts;
+  const token = await new ethers.ContractFactory(Token.abi, Token.bytecode, wallet).deploy('Ethers Coin', 'ETC', 1000000n);
+  await token.waitForDeployment();
+  const deployReceipt = await token.deploymentTransaction().wait();
+  out.token = {
+    address: await token.getAddress(),
+    receipt: { status: deployReceipt.status, contractAddress: deployReceipt.contractAddress, blockNumber: deployReceipt.blockNumber },
+    code: await rpc.getCode(await token.getAddress()),
+    name: await token.name(),
+    symbol: await token.symbol(),
+    totalSupply: (await token.totalSupply()).toString(),
+  };
+
+  const tx = await token.transfer(cfg.recipient, 1234n);
+  const receipt = await tx.wait();
+  out.transfer = {
+    hash: tx.hash,
+    type: tx.type,
+    status: receipt.status,
+    blockNumber: receipt.blockNumber,
+    blockHash: receipt.blockHash,
+    gasUsed: receipt.gasUsed.toString(),
+    events: receipt.logs.map((log) => {
+      const parsed = token.interface.parseLog(log);
+      return { name: parsed.name, from: parsed.args.from, to: parsed.args.to, value: parsed.args.value.toString() };
+    }),
+  };
+  out.balances = {
+    sender: (await token.balanceOf(address)).toString(),
+    recipient: (await token.balanceOf(cfg.recipient)).toString(),
+    senderEther: (await rpc.getBalance(address)).toString(),
+    nonce: await rpc.getTransactionCount(address),
+  };
+  // Another node has executed the same block: same balances there.
+  const other = provider(cfg.rpc_other);
+  const otherReceipt = await other.waitForTransaction(tx.hash, 1, 30000);
+  const replica = new ethers.Contract(await token.getAddress(), Token.abi, other);
+  out.otherNode = {
+    blockHash: otherReceipt.blockHash,
+    sender: (await replica.balanceOf(address)).toString(),
+    recipient: (await replica.balanceOf(cfg.recipient)).toString(),
+  };
+
+  const probe = await new ethers.ContractFactory(Probe.abi, Probe.bytecode, wallet).deploy();
+  await probe.waitForDeployment();
+  const from = (await probe.deploymentTransaction().wait()).blockNumber;
+  for (const [key, value] of [[1n, 10n], [2n, 20n], [1n, 11n]]) await (await probe.store(key, value)).wait();
+  const ones = await probe.queryFilter(probe.filters.Stored(1n), from);
+  const twos = await rpc.getLogs({
+    address: await probe.getAddress(),
+    fromBlock: from,
+    topics: [ethers.id('Stored(uint256,uint256)'), ethers.zeroPadValue(ethers.toBeHex(2), 32)],
+  });
+  out.logs = {
+    ones: ones.map((e) => [e.args.key.toString(), e.args.value.toString()]),
+    twos: twos.map((log) => probe.interface.parseLog(log).args.value.toString()),
+    all: (await probe.queryFilter('Stored', from)).length,
+  };
+
+  const call = await failure(probe.fail('ethers says no'));
+  const send = await failure(probe.storeThenFail(3n));
+  // With a gas limit nothing estimates: the transaction is mined, with status 0.
+  const mined = await failure((await probe.storeThenFail(4n, { gasLimit: 200000n })).wait());
+  out.reverts = { call, send, mined, slot4: (await probe.slots(4n)).toString() };
+  process.stdout.write(JSON.stringify(out));
+  rpc.destroy();
+  other.destroy();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
