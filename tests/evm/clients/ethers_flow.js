@@ -8,15 +8,19 @@ const fs = require('fs');
 const { ethers } = require('ethers');
 
 // consortia commits a transaction within milliseconds and makes a block only when
-// transactions arrive. ethers' defaults suit a chain with a block every few seconds: it polls
-// every 4 s, and it answers identical requests made within 250 ms from a cache, so a
-// receipt looked up just before its block commits reads as "not yet" again when that block
-// is announced, and with no later block tx.wait() never returns. So: poll often, no cache
-// (see docs/ethereum.md).
+// transactions arrive, while ethers' defaults suit a chain with a block every few seconds:
+// - it answers identical requests made within 250 ms from a cache, so a receipt looked up
+//   just before its block commits still reads as "not yet" when that block is announced;
+// - a wait starts its block poller on demand, and the poller's first answer only sets its
+//   starting point: a block committed just before that is never announced.
+// Either way, with no later block, tx.wait() never returns. So: no cache, poll often, and
+// keep one block listener for the provider's life (see docs/ethereum.md).
 const PROVIDER_OPTIONS = { pollingInterval: 100, cacheTimeout: -1 };
 
 function provider(url) {
-  return new ethers.JsonRpcProvider(url, undefined, PROVIDER_OPTIONS);
+  const p = new ethers.JsonRpcProvider(url, undefined, PROVIDER_OPTIONS);
+  p.on('block', () => {});
+  return p;
 }
 
 async function failure(promise) {
@@ -31,6 +35,7 @@ async function failure(promise) {
 async function main() {
   const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
   const rpc = provider(cfg.rpc);
+  const other = provider(cfg.rpc_other); // another node, to read the same state from
   const wallet = new ethers.Wallet(cfg.key, rpc);
   const address = wallet.address;
   const out = { address, chainId: (await rpc.getNetwork()).chainId.toString() };
@@ -69,7 +74,6 @@ async function main() {
     nonce: await rpc.getTransactionCount(address),
   };
   // Another node has executed the same block: same balances there.
-  const other = provider(cfg.rpc_other);
   const otherReceipt = await other.waitForTransaction(tx.hash, 1, 30000);
   const replica = new ethers.Contract(await token.getAddress(), Token.abi, other);
   out.otherNode = {

@@ -22,6 +22,7 @@ async function main() {
   const options = { pollingInterval: 100, cacheTimeout: -1 }; // see ethers_flow.js
   const ws = new ethers.WebSocketProvider(cfg.ws, undefined, options);
   const http = new ethers.JsonRpcProvider(cfg.rpc_other, undefined, options);
+  http.on('block', () => {});
   const wallet = new ethers.Wallet(cfg.key, http);
   const { Probe } = cfg.contracts;
 
