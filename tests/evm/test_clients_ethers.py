@@ -117,5 +117,5 @@ def test_ethers_websocket_provider_sees_blocks_and_events(
         and seen["blocks"][-1] >= seen["receiptBlock"] > seen["start"]
     )
     assert seen["event"] == {"key": "42", "value": "4242", "tx": seen["tx"], "block": seen["receiptBlock"]}
-    assert seen["head"] == seen["headViaHttp"]
+    assert seen["head"] == seen["headViaHttp"] and seen["head"]["number"] == seen["receiptBlock"]
     assert seen["head"]["hash"].startswith("0x") and len(seen["head"]["hash"]) == 66

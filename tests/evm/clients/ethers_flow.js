@@ -23,6 +23,20 @@ function provider(url) {
   return p;
 }
 
+// The receipt once the node has it. provider.waitForTransaction re-arms a one-shot block
+// listener after each check, so when a node that lagged announces several blocks at once it
+// can miss the one it needed and then wait for a block that never comes; tx.wait() keeps
+// its listener and has no such gap.
+async function receiptOn(p, hash, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const receipt = await p.getTransactionReceipt(hash);
+    if (receipt) return receipt;
+    if (Date.now() > deadline) throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 async function failure(promise) {
   try {
     await promise;
@@ -74,7 +88,7 @@ async function main() {
     nonce: await rpc.getTransactionCount(address),
   };
   // Another node has executed the same block: same balances there.
-  const otherReceipt = await other.waitForTransaction(tx.hash, 1, 30000);
+  const otherReceipt = await receiptOn(other, tx.hash);
   const replica = new ethers.Contract(await token.getAddress(), Token.abi, other);
   out.otherNode = {
     blockHash: otherReceipt.blockHash,
