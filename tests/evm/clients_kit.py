@@ -123,14 +123,14 @@ def permitted_accounts(net: EthNetwork, names: list[str]) -> dict[str, bytes]:
             out = admin.invoke("config", "propose", update)
         assert out["receipt"]["status"] == "ok", out
         proposal = out["receipt"]["result"]
-        for approver in net.orgs[1:]:
+        approvers = iter(net.orgs[1:])
+        while not any(e["name"] == "ConfigUpdated" for e in out["receipt"]["events"]):
+            approver = next(approvers, None)
+            if approver is None:
+                raise AssertionError(f"the permit of {name} was never applied")
             with Client(api, load_signing_identity(crypto, approver, f"admin@{approver}"), "main") as admin:
                 out = admin.invoke("config", "approve", proposal)
             assert out["receipt"]["status"] == "ok", out
-            if any(e["name"] == "ConfigUpdated" for e in out["receipt"]["events"]):
-                break
-        else:
-            raise AssertionError(f"the permit of {name} was never applied")
         keys[name] = key
     net.keys.update(keys)
     return keys
