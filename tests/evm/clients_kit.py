@@ -87,7 +87,7 @@ def network_up(base: Path, orgs: int = 3, consensus: str = "raft") -> Iterator[E
             )
         )
         nodes = [_rpc_node(n) for n in status["nodes"]]
-        generated = [Path(a["key"]) for a in status.get("eth_accounts", [])]
+        generated = [Path(a["key"]) for a in status["eth_accounts"]]
         yield EthNetwork(base, nodes, [f"org{i}" for i in range(1, orgs + 1)], generated)
     finally:
         if (base / "network.json").exists():
@@ -95,11 +95,10 @@ def network_up(base: Path, orgs: int = 3, consensus: str = "raft") -> Iterator[E
 
 
 def _rpc_node(status: dict[str, Any]) -> RpcNode:
-    """A node's JSON-RPC URLs as `network status --json` lists them (or derived from its API)."""
-    api = str(status["api"])
-    http = str(status.get("jsonrpc") or api + "/jsonrpc")
-    ws = str(status.get("jsonrpc_ws") or "ws" + http[len("http") :])
-    return RpcNode(str(status["name"]), str(status["org"]), api, http, ws)
+    """A node's JSON-RPC URLs as `network status --json` lists them."""
+    return RpcNode(
+        str(status["name"]), str(status["org"]), str(status["api"]), status["jsonrpc"], status["jsonrpc_ws"]
+    )
 
 
 def permitted_accounts(net: EthNetwork, names: list[str]) -> dict[str, bytes]:

@@ -235,7 +235,7 @@ def plain_token(net: EthNetwork, w3: Web3, alice: LocalAccount) -> Contract:
     factory = w3.eth.contract(abi=compiled["abi"], bytecode="0x" + compiled["bytecode"])
     data = factory.constructor("Plain Coin", "PLC", SUPPLY).data_in_transaction
     raw = _signed(
-        w3, net.keys["alice"], w3.eth.get_transaction_count(alice.address), data=data, gas=3_000_000
+        w3, net.keys["alice"], w3.eth.get_transaction_count(alice.address), data=data, gas=1_000_000
     )
     receipt = _wait(w3, w3.eth.send_raw_transaction(raw))
     assert receipt["status"] == 1, receipt
