@@ -974,9 +974,13 @@ class PbftEngine:
             return
         self._stable = proof
         self._out.append(Persist(STABLE_KEY, encode(proof)))
-        self._forget_below(proof.seq)
+        # Only what we committed ourselves is garbage: a replica a block or two behind the
+        # others (still executing the block at the checkpoint when their checkpoint votes
+        # arrive) keeps the votes it holds above its head and commits those blocks itself,
+        # instead of dropping them and waiting for block sync.
+        self._forget_below(min(proof.seq, self._height))
         if proof.seq > self._height:
-            self._progress_ms = self._now  # the group moved past us; block sync catches us up
+            self._progress_ms = self._now  # the group moved past us
 
     # ---- view change (§4.4) --------------------------------------------------------------
     def _start_view_change(self, target: int) -> None:
