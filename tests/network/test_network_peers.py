@@ -64,6 +64,25 @@ def test_four_nodes_exchange_messages_both_ways(crypto: Path, uv: bool) -> None:
     run(lambda: with_nodes(nodes, body), uv=uv)
 
 
+def test_broadcast_of_another_kind_reaches_its_handler_on_every_peer(crypto: Path) -> None:
+    nodes = four_nodes(crypto)
+    got: dict[str, list[tuple[str, bytes]]] = {n.name: [] for n in nodes}
+    for node in nodes:
+        node.network.add_handler("gossip", lambda s, p, name=node.name: got[name].append((s, p)))
+
+    async def body() -> None:
+        for node in nodes:
+            assert await node.network.wait_connected(timeout_s=10)
+        sender = nodes[0]
+        assert sender.network.broadcast_kind("gossip", b"txs") == 3
+        await eventually(lambda: all(got[n.name] for n in nodes[1:]), what="gossip on every peer")
+        assert got[sender.name] == []
+        assert all(got[n.name] == [(sender.name, b"txs")] for n in nodes[1:])
+        assert all(n.inbox.messages == [] for n in nodes)  # not delivered as consensus
+
+    run(lambda: with_nodes(nodes, body))
+
+
 def test_network_refuses_an_identity_that_is_not_the_configured_validator(crypto: Path) -> None:
     config = channel_with_validators(crypto, [(org, f"peer0.{org}") for org in ORGS])
     other = load_node_identity(crypto, "org1", "peer1.org1")

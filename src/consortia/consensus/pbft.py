@@ -21,7 +21,11 @@ a height the driver reached by block sync, which it verified).
 
 View change (§4.4): a replica with work pending (transactions in its pool, or an accepted
 pre-prepare) and no commit for the request timeout broadcasts VIEW-CHANGE(v+1, stable
-checkpoint proof, P set of prepared certificates). The new primary, given a quorum of them,
+checkpoint proof, P set of prepared certificates). The request timer counts only time spent
+waiting on others: it starts over when the replica's own driver finishes a block job and when
+it accepts the primary's pre-prepare, it is at least twice the driver's time on a recent
+block, and a primary with its pre-prepare out waits the maximum unless another replica asks
+for a view change (see `_request_timeout_ms`). The new primary, given a quorum of them,
 broadcasts NEW-VIEW with the O set: pre-prepares, re-signed in the new view, for every
 sequence above the highest stable checkpoint that has a prepared certificate (highest view
 wins). Backups recompute the O set before entering the view. Timeouts double with each
@@ -139,6 +143,12 @@ RECENT_BLOCKS = VIEW_CHANGE_BLOCKS_MAX
 # Pre-prepares (which carry whole blocks) are kept only this far past the committed height:
 # a correct primary runs at most one block ahead of a correct, up-to-date backup.
 PREPREPARE_AHEAD = 2
+# The request timer is at least this many times the most time this replica's own driver
+# spent on one of the last WORK_KEPT blocks (building or executing it, and committing it),
+# so blocks that take seconds to build and execute under load are not mistaken for a faulty
+# primary. Only local work counts: time lost to a faulty network does not lengthen it.
+WORK_FACTOR = 2
+WORK_KEPT = 8
 
 
 class PbftError(Exception):
@@ -275,6 +285,9 @@ class PbftEngine:
         # Timers and in-flight driver requests.
         self._now: int | None = None
         self._progress_ms: int | None = None
+        self._busy_ms = 0  # our driver's time on the next height so far
+        self._work_ms: list[int] = []  # our driver's time on each recent block, newest last
+        self._busy_since_ms: int | None = None  # our driver has a job in flight since
         self._vc_started_ms: int | None = None
         self._vc_armed = False  # 2f+1 asked for the view we are changing to: its timer runs
         self._last_resend_ms: int | None = None
@@ -353,6 +366,7 @@ class PbftEngine:
             "stale_msgs": self._stale,
             "view_changing": int(self._changing),
             "timeout_ms": self._timeout_ms(),
+            "work_ms": max(self._work_ms, default=0),
             "primary_faults": self._primary_faults,
             "log_entries": self.log_entries(),
         }
@@ -378,7 +392,13 @@ class PbftEngine:
         return max(self._stable.seq, self._anchor)
 
     def _timeout_ms(self) -> int:
-        return min(self._timeout_base_ms << min(self._backoff, 32), self._timeout_max_ms)
+        """The configured base, or twice the most our driver spent on a recent block when
+        that is longer (a timer shorter than building and executing a block takes would
+        accuse a correct primary and start view changes that only make the next, bigger
+        block slower still), doubled per consecutive failed view change, never above the
+        maximum."""
+        base = max(self._timeout_base_ms, WORK_FACTOR * max(self._work_ms, default=0))
+        return min(base << min(self._backoff, 32), self._timeout_max_ms)
 
     def _sign(self, message: bytes) -> bytes:
         return self._signer.key.sign(message)
@@ -440,7 +460,8 @@ class PbftEngine:
 
     # ---- time ----------------------------------------------------------------------------
     def _on_tick(self, tick: Tick) -> None:
-        now = self._now = tick.now_ms
+        last, now = self._now, tick.now_ms
+        self._now = now
         if self._progress_ms is None:
             self._progress_ms = now
         if self._changing:
@@ -455,13 +476,55 @@ class PbftEngine:
                     self._start_view_change(self._view + 1)
         else:
             waiting = tick.pending_txs > 0 or self._has_uncommitted()
+            if waiting and self._driver_busy(now):
+                # Our own driver is building, executing or committing: time we spend is no
+                # sign that anyone else failed, so the timer starts over once the job is done.
+                self._progress_ms = now
+                if last is not None and now > last:
+                    self._busy_ms += now - last
             if not waiting:
                 self._progress_ms = now
-            elif now - self._progress_ms >= self._timeout_ms():
+            elif now - self._progress_ms >= self._request_timeout_ms():
                 self._start_view_change(self._view + 1)
             else:
                 self._maybe_propose(tick)
         self._maybe_resend(now)
+
+    def _request_timeout_ms(self) -> int:
+        """A primary whose pre-prepare for the next height is out waits on the backups, and
+        gives up on itself early only when some other replica asks for a view change too;
+        otherwise after the maximum timeout. Were it to leave its view while the backups are
+        merely slow (executing a large block), they would commit without it and then stall
+        until they timed out as well; when the backups really are stuck, they time out and
+        ask for a view change, and that brings the primary along."""
+        slot = self._slots.get(self._height + 1)
+        if (
+            self._primary() == self._me
+            and slot is not None
+            and slot.pp is not None
+            and slot.view == self._view
+            and not any(
+                vc.new_view > self._view for name, vc in self._view_changes.items() if name != self._me
+            )
+        ):
+            return self._timeout_max_ms
+        return self._timeout_ms()
+
+    def _driver_busy(self, now: int) -> bool:
+        """A block job of ours is in flight (for at most the maximum timeout: a driver that
+        never answers must not silence the timer for good)."""
+        slot = self._slots.get(self._height + 1)
+        busy = (
+            self._building is not None
+            or self._executing is not None
+            or (slot is not None and slot.commit_emitted)
+        )
+        if not busy:
+            self._busy_since_ms = None
+            return False
+        if self._busy_since_ms is None:
+            self._busy_since_ms = now
+        return now - self._busy_since_ms < self._timeout_max_ms
 
     def _has_uncommitted(self) -> bool:
         if self._building is not None:
@@ -573,6 +636,9 @@ class PbftEngine:
         )
         if not ours:
             self._anchor = max(self._anchor, event.height)  # block sync: the driver checked it
+        else:
+            self._work_ms = [*self._work_ms[1 - WORK_KEPT :], self._busy_ms]
+        self._busy_ms = 0
         self._height, self._head = event.height, event.block_hash
         self._hashes[event.height] = event.block_hash
         self._progress_ms = self._now
@@ -691,6 +757,10 @@ class PbftEngine:
             return
         self._install(slot, pp, from_nv=False)
         self._keep_block(slot, block, pp.digest)
+        if pp.seq == self._height + 1:
+            # The primary did its part; from here a quorum of correct replicas can commit
+            # without it. (Once per sequence and view: a repeat is stale, a rival equivocation.)
+            self._progress_ms = self._now
         self._progress(slot)
 
     def _help_laggard(self, sender: str, seq: int, kind: str) -> None:
@@ -904,9 +974,13 @@ class PbftEngine:
             return
         self._stable = proof
         self._out.append(Persist(STABLE_KEY, encode(proof)))
-        self._forget_below(proof.seq)
+        # Only what we committed ourselves is garbage: a replica a block or two behind the
+        # others (still executing the block at the checkpoint when their checkpoint votes
+        # arrive) keeps the votes it holds above its head and commits those blocks itself,
+        # instead of dropping them and waiting for block sync.
+        self._forget_below(min(proof.seq, self._height))
         if proof.seq > self._height:
-            self._progress_ms = self._now  # the group moved past us; block sync catches us up
+            self._progress_ms = self._now  # the group moved past us
 
     # ---- view change (§4.4) --------------------------------------------------------------
     def _start_view_change(self, target: int) -> None:
@@ -919,6 +993,7 @@ class PbftEngine:
         self._last_resend_ms = self._now
         self._building = self._executing = None
         self._pending_since_ms = None
+        self._busy_ms = 0
         self._my_nv = None
         for slot in self._slots.values():
             slot.new_view()
@@ -1045,6 +1120,7 @@ class PbftEngine:
         self._progress_ms = self._now
         self._building = self._executing = None
         self._pending_since_ms = None
+        self._busy_ms = 0
         self._my_vc = None
         self._nv_resent = set()
         self._view_changes = {s: v for s, v in self._view_changes.items() if v.new_view > nv.view}

@@ -5,7 +5,9 @@ handshake frames, no larger than `handshake_frame_bytes_max`, are accepted; afte
 every frame goes to the owner (the `PeerNetwork`) tagged with the peer's authenticated
 name. Outgoing frames queue and leave in one write per loop turn, and stop while the
 transport's buffer is above its high-water mark (a slow peer), so the queue — bounded,
-dropping the oldest — absorbs the difference without blocking anyone.
+dropping the oldest — absorbs the difference without blocking anyone. Bulk frames
+(transaction gossip) have a queue of their own that is written after the other one, so
+consensus and sync messages never wait behind, or are dropped for, gossip.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class Connection(asyncio.Protocol):
         self.frames_out = 0
         self._decoder = FrameDecoder(min(limits.handshake_frame_bytes_max, limits.frame_bytes_max))
         self._queue = OutboundQueue(limits.queue_frames_max, limits.queue_bytes_max)
+        self._bulk = OutboundQueue(limits.queue_frames_max, limits.queue_bytes_max)
         self._answered = False  # we sent our Hello
         self._dead = False  # aborted, closing or closed: nothing more in or out
         self._paused = False
@@ -121,11 +124,11 @@ class Connection(asyncio.Protocol):
 
     @property
     def dropped(self) -> int:
-        return self._queue.dropped
+        return self._queue.dropped + self._bulk.dropped
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._bulk)
 
     # ---- asyncio protocol callbacks ------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -204,11 +207,12 @@ class Connection(asyncio.Protocol):
             self.abort(HelloRefused(f"no valid HELLO within {self.limits.hello_timeout_ms} ms"))
 
     # ---- writing -----------------------------------------------------------------
-    def send(self, frame: bytes) -> None:
-        """Queue an encoded frame; it leaves with the others queued this loop turn."""
+    def send(self, frame: bytes, bulk: bool = False) -> None:
+        """Queue an encoded frame; it leaves with the others queued this loop turn, `bulk`
+        frames after all others."""
         if self._dead:
             return
-        self._queue.push(frame)
+        (self._bulk if bulk else self._queue).push(frame)
         self.frames_out += 1
         self._schedule_flush()
 
@@ -221,9 +225,10 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if self._paused or self._dead or transport is None:
             return
-        data = self._queue.take()
-        if data:
-            transport.write(data)
+        for queue in (self._queue, self._bulk):
+            data = queue.take()
+            if data:
+                transport.write(data)
 
     def _write_now(self, frame: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -242,9 +247,10 @@ class Connection(asyncio.Protocol):
         """Graceful: queued frames are written first."""
         if self.transport is not None and not self._dead:
             self._dead = True
-            data = self._queue.take()
-            if data:
-                self.transport.write(data)
+            for queue in (self._queue, self._bulk):
+                data = queue.take()
+                if data:
+                    self.transport.write(data)
             self.transport.close()
 
     def _address(self) -> str:

@@ -201,22 +201,28 @@ class PeerNetwork:
         """
         return self.send_kind(peer, KIND_CONSENSUS, payload)
 
-    def send_kind(self, peer: str, kind: str, payload: bytes) -> bool:
-        """As send, for any message kind. Raises FrameTooLarge."""
+    def send_kind(self, peer: str, kind: str, payload: bytes, bulk: bool = False) -> bool:
+        """As send, for any message kind; `bulk` frames (e.g. transaction gossip) leave
+        after every other queued frame and are dropped first. Raises FrameTooLarge."""
         conn = self._peers.get(peer)
         if conn is None:
             return False
-        conn.send(encode_frame(kind, payload, self.limits.frame_bytes_max))
+        conn.send(encode_frame(kind, payload, self.limits.frame_bytes_max), bulk)
         return True
 
     def broadcast(self, payload: bytes) -> int:
         """Queue a consensus payload to every connected peer (encoded once); returns how
         many peers it was queued for. Raises FrameTooLarge."""
+        return self.broadcast_kind(KIND_CONSENSUS, payload)
+
+    def broadcast_kind(self, kind: str, payload: bytes, bulk: bool = False) -> int:
+        """As broadcast, for any message kind (`bulk` as in send_kind): the frame is encoded
+        once and the same bytes queued to every peer. Raises FrameTooLarge."""
         if not self._peers:
             return 0
-        frame = encode_frame(KIND_CONSENSUS, payload, self.limits.frame_bytes_max)
+        frame = encode_frame(kind, payload, self.limits.frame_bytes_max)
         for conn in self._peers.values():
-            conn.send(frame)
+            conn.send(frame, bulk)
         return len(self._peers)
 
     def add_handler(self, kind: str, handler: MessageHandler) -> None:

@@ -21,11 +21,18 @@ class EngineStore:
             return {bytes(k).decode(): bytes(v) for k, v in txn.cursor()}
 
     def put(self, key: str, value: bytes | None) -> None:
+        """Write `value` under `key` (delete it for None), durably."""
+        self.put_many([(key, value)])
+
+    def put_many(self, items: list[tuple[str, bytes | None]]) -> None:
+        """Write (or delete, for None) every item in order, in one durable transaction: the
+        engine often persists several keys in one step, and each sync costs a disk flush."""
         with self._env.begin(write=True) as txn:
-            if value is None:
-                txn.delete(key.encode())
-            else:
-                txn.put(key.encode(), value)
+            for key, value in items:
+                if value is None:
+                    txn.delete(key.encode())
+                else:
+                    txn.put(key.encode(), value)
 
     def clear(self) -> None:
         with self._env.begin(write=True) as txn:

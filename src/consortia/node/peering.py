@@ -82,9 +82,8 @@ class Peering:
         batch, self._gossip = self._gossip, []
         for i in range(0, len(batch), GOSSIP_TXS_MAX):
             try:
-                payload = encode(batch[i : i + GOSSIP_TXS_MAX])
-                for peer in self.net.connected_peers():
-                    self.net.send_kind(peer, KIND_TXS, payload)
+                # Bulk: consensus messages never wait behind (or get dropped for) gossip.
+                self.net.broadcast_kind(KIND_TXS, encode(batch[i : i + GOSSIP_TXS_MAX]), bulk=True)
             except NetworkError as exc:
                 log.warning("tx gossip dropped: %s", exc)
 
@@ -115,8 +114,7 @@ class Peering:
         stalled_at: int | None = None
         while True:
             height = self.node.ledger.height
-            for peer in self.net.connected_peers():
-                self.net.send_kind(peer, KIND_HEIGHT, _U64.pack(height))
+            self.net.broadcast_kind(KIND_HEIGHT, _U64.pack(height))
             best = max(self.peer_heights.values(), default=-1)
             if best > height:
                 if stalled_at == height:  # no progress for a whole interval: fetch what we lack

@@ -126,6 +126,9 @@ class SimOptions:
     clients: int
     submit_ms: tuple[int, ...]  # when each transaction is submitted
     probe_txs: int  # submitted when the network heals, to show commits resume
+    # Building or executing a block takes exec_ms plus this per transaction (a node that
+    # spends seconds on a large block under load is a timing the engines must live with).
+    exec_us_per_tx: int = 250
 
     @property
     def spec(self) -> EngineSpec:

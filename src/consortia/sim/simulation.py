@@ -284,7 +284,10 @@ class Simulation:
         )
         node.remember(block.header, [t[0] for t in picked])
         self.count("blocks_built")
-        self._answer(node, self.o.exec_ms + len(picked) // 4, ProposalBuilt(block))
+        self._answer(node, self._exec_delay(len(picked)), ProposalBuilt(block))
+
+    def _exec_delay(self, txs: int) -> int:
+        return self.o.exec_ms + txs * self.o.exec_us_per_tx // 1000
 
     def _validate(self, node: SimNode, block: Block) -> tuple[str | None, list[bytes]]:
         """Execute `block` on its (known) parent: (None, tx ids) or (reason, [])."""
@@ -320,7 +323,7 @@ class Simulation:
             self.count("proposals_invalid")
         else:
             node.remember(block.header, ids)
-        self._answer(node, self.o.exec_ms + len(block.txs) // 4, ProposalExecuted(h, reason is None))
+        self._answer(node, self._exec_delay(len(block.txs)), ProposalExecuted(h, reason is None))
         if reason is None:
             self._release_waiting(node, h)
 

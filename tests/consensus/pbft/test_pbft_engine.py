@@ -10,9 +10,9 @@ from typing import Any, Union
 
 import msgspec
 import pytest
-from pbft_harness import Cluster, cert_der, make_peer, node_key
+from pbft_harness import Cluster, Node, cert_der, make_peer, node_key
 
-from consortia.consensus.interface import PeerMessage, Tick
+from consortia.consensus.interface import Action, Event, PeerMessage, ProposalExecuted, Tick
 from consortia.consensus.pbft import (
     MESSAGE_TYPES,
     PbftConfigError,
@@ -198,9 +198,13 @@ def test_view_change_timeouts_back_off_but_stay_bounded() -> None:
                 sent_at.append(c.now)
     waits = [b - a for a, b in itertools.pairwise(sent_at)]
     assert len(waits) >= 5
-    assert waits == sorted(waits)  # doubling...
-    assert max(waits) <= cap  # ...but never past the cap
-    assert waits[-1] == waits[-2] == cap
+    # Within a tick or two: the primary of a failed view does not time out on itself while
+    # its pre-prepare is out; it follows the others' view change one delivery later.
+    slack = 20
+    assert all(b >= a - slack for a, b in itertools.pairwise(waits))  # doubling...
+    assert waits[0] == 2 * base and all(abs(b - 2 * a) <= slack for a, b in itertools.pairwise(waits[:4]))
+    assert max(waits) <= cap + slack  # ...but never past the cap
+    assert abs(waits[-1] - cap) <= slack and abs(waits[-2] - cap) <= slack
     assert c.engine("n2").status()["timeout_ms"] == cap
 
 
@@ -408,3 +412,39 @@ def test_engine_never_reads_the_clock_between_ticks() -> None:
         tick = Tick(now, pending_txs=3)
         assert a.step(tick) == b.step(tick)
     assert a.step(Tick(8000, 3)) == b.step(Tick(8000, 3))
+
+
+# ---- checkpoints -------------------------------------------------------------------------------
+def test_replica_still_executing_at_a_checkpoint_commits_it_without_block_sync() -> None:
+    """n3 executes the block at the checkpoint height slowly: the others commit it and their
+    CHECKPOINT votes reach n3 before its execution is done. n3 must keep the votes it holds
+    for that height (it has not committed it) and commit the block itself."""
+    deferred: list[ProposalExecuted] = []
+
+    class SlowN3(Cluster):
+        def _perform(self, node: Node, action: Action) -> Event | None:
+            answer = super()._perform(node, action)
+            if node.name == "n3" and isinstance(answer, ProposalExecuted):
+                deferred.append(answer)
+                return None
+            return answer
+
+    c = SlowN3(4, params={"checkpoint_interval": 2, "resend_ms": 10**9})
+    c.auto_sync = False
+    c.txs(1)
+    c.tick(10)
+    c.stabilize()
+    for answer in deferred:  # height 1 executes in time
+        c.feed("n3", answer)
+    deferred.clear()
+    c.stabilize()
+    assert c.heights()["n3"] == 1
+    c.txs(1)
+    c.tick(10)
+    c.stabilize()  # the others commit height 2 and reach a stable checkpoint at 2
+    assert [c.heights()[n] for n in ("n0", "n1", "n2", "n3")] == [2, 2, 2, 1]
+    assert c.engine("n3").status()["stable_checkpoint"] == 2
+    assert len(deferred) == 1
+    c.feed("n3", deferred.pop())  # n3's execution of height 2 finishes now
+    c.stabilize()
+    assert c.heights()["n3"] == 2
