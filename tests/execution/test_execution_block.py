@@ -201,3 +201,31 @@ def test_next_block_executes_on_the_uncommitted_outcome() -> None:
     assert piped.state.data == Chain().state.data  # nothing committed yet
     assert encode(second.receipts) == encode(expected.receipts)
     assert second.writes == expected.writes
+
+
+MUTATOR = """
+class Mutator(Contract):
+    def poke(self, flat, nested):
+        nested.append(flat)
+        nested[0]["k"] = 2
+        return len(nested)
+"""
+
+
+def test_a_contract_mutating_its_arguments_leaves_the_transaction_unchanged() -> None:
+    from consortia.execution.system.lifecycle import source_hash_hex
+
+    chain = Chain()
+    digest = source_hash_hex(MUTATOR)
+    deployed = chain.run(
+        chain.tx(admin("org1"), "lifecycle", "approve", "mutator", "1", digest),
+        chain.tx(admin("org3"), "lifecycle", "approve", "mutator", "1", digest),
+        chain.tx(admin("org2"), "lifecycle", "commit", "mutator", "1", MUTATOR),
+    )
+    assert all(r.status == STATUS_OK for r in deployed.receipts), deployed.receipts
+    nested = chain.tx(client("org1"), "mutator", "poke", "x", [{"k": 1}])
+    flat = chain.tx(client("org1"), "token", "transfer", BOB, 0)
+    outcome = chain.run(nested, flat, nested._replace(tx_id=b"\x01" * 32))
+    assert [r.result for r in outcome.receipts] == [2, None, 2]  # the rerun sees the same args
+    assert nested.tx.args == ["x", [{"k": 1}]]
+    assert flat.tx.args == [BOB, 0]

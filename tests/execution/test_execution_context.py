@@ -183,3 +183,32 @@ def test_composite_key_round_trip(parts: list[str]) -> None:
     ctx, _, _ = make()
     key = ctx.composite_key(*parts)
     assert ctx.split_composite_key(key) == (parts[0], parts[1:])
+
+
+def test_system_checked_paths_give_what_the_checking_paths_give() -> None:
+    checking, checking_overlay, checking_env = make(contract="token")
+    checked, checked_overlay, checked_env = make(contract="token")
+    assert isinstance(checked, SystemContext)
+    key = "\x00balance\x00org1/c1\x00"
+    payload = {"amount": 5, "from": "org1/c1", "to": "org2/c2"}
+    checking.put(key, 2**63 - 1)
+    checking.emit("Moved", dict(payload))
+    assert checking.get(key) == 2**63 - 1 and checking.get("absent") is None
+    state_key = checked.state_key(key)
+    checked.put_checked(state_key, 2**63 - 1)
+    checked.emit_checked("Moved", dict(payload))
+    assert checked.get_at(state_key) == 2**63 - 1 and checked.get_at(checked.state_key("absent")) is None
+    assert checked_overlay.writes() == checking_overlay.writes()
+    assert checked_env.events == checking_env.events
+    # The same key order as the checking path's decoded copy (sorted).
+    assert [list(e.payload) for e in checked_env.events] == [list(e.payload) for e in checking_env.events]
+    assert checked_env.meter.used == checking_env.meter.used
+    for bad in ("", "a\x00b", "x" * 257):
+        with pytest.raises(ContractError):
+            checked.state_key(bad)
+    read_only, _, _ = make(read_only=True, contract="token")
+    assert isinstance(read_only, SystemContext)
+    with pytest.raises(ContractError, match="read-only"):
+        read_only.put_checked(state_key, 1)
+    with pytest.raises(ContractError, match="read-only"):
+        read_only.emit_checked("Moved", payload)

@@ -18,6 +18,8 @@ def test_issue_and_transfer_move_tokens_and_emit_events() -> None:
     assert receipt.status == STATUS_OK
     assert receipt.result == 70
     assert receipt.events == [Event("token", "Transferred", {"from": ALICE, "to": BOB, "amount": 30})]
+    # The payload as a decoded event would hold it: keys in their canonical (sorted) order.
+    assert list(receipt.events[0].payload) == ["amount", "from", "to"]
     assert chain.query("token", "balance", ALICE) == 70
     assert chain.query("token", "balance", BOB) == 30
     assert chain.query("token", "total_supply") == 100

@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_kit import CHANNEL, commit, envelope, genesis, make_block, receipts_for, tx_id
 
-from consortia.crypto import ZERO_HASH, sha256
+from consortia.crypto import ZERO_HASH, merkle_root, sha256
 from consortia.ledger import (
     BLOCK_WRITE_INDEX,
     STATE_KEY_BYTES_MAX,
+    BodyDigests,
     InvalidBlock,
     InvalidWrite,
     KeyVersion,
@@ -33,7 +34,7 @@ from consortia.ledger import (
     verify_tx_proof,
 )
 from consortia.ledger.store import BLOCKS_FILE
-from consortia.types import BlockSignature, CommitCertificate, Receipt
+from consortia.types import BlockSignature, CommitCertificate, Receipt, encode
 
 W = BLOCK_WRITE_INDEX
 
@@ -150,6 +151,28 @@ def test_bad_block_is_refused_and_nothing_changes(
     refused(ledger, exc, **kw)
     commit(ledger, [w(b"c/kv\x00c", b"3")])  # the ledger still takes the right block
     assert ledger.height == 2
+
+
+def test_digests_from_the_caller_spare_recomputing_but_must_match_the_header(ledger: Ledger) -> None:
+    genesis(ledger)
+    txs = [envelope(1), envelope(2)]
+    prepared = ledger.prepare([w(b"k", b"1", 1)])
+    block, rs = make_block(ledger, prepared, txs)
+    right = BodyDigests([tx_id(raw) for raw in txs], merkle_root(txs), merkle_root([encode(r) for r in rs]))
+    before = snapshot(ledger)
+    for wrong, match in (
+        (BodyDigests(right.tx_ids, sha256(b"other"), right.receipts_root), "transactions root"),
+        (BodyDigests(right.tx_ids, right.tx_root, sha256(b"other")), "receipts root"),
+        (BodyDigests(right.tx_ids[:1], right.tx_root, right.receipts_root), "1 tx ids for 2"),
+        (BodyDigests([right.tx_ids[1], right.tx_ids[0]], right.tx_root, right.receipts_root), "another"),
+    ):
+        with pytest.raises(InvalidBlock, match=match):
+            ledger.commit(block, rs, prepared, wrong)
+        assert snapshot(ledger) == before
+    ledger.commit(block, rs, prepared, right)
+    assert ledger.tx_location(tx_id(txs[1])) == (1, 1)
+    assert ledger.block_receipts(1) == rs
+    assert [v.tx_id for v in ledger.history(b"k")] == [tx_id(txs[1])]
 
 
 def test_stale_prepared_state_is_refused(ledger: Ledger) -> None:

@@ -34,7 +34,7 @@ from consortia.execution.keys import composite_key as _composite_key
 from consortia.execution.keys import split_composite_key as _split_composite_key
 from consortia.execution.overlay import Overlay
 from consortia.execution.sandbox import CallDepthExceeded
-from consortia.types import Caller, ChannelConfig, CodecError, Event, Validator, decode, encode_value
+from consortia.types import Caller, ChannelConfig, CodecError, Event, Validator, decode, encode, encode_value
 
 STEPS_GET = 10
 STEPS_PUT = 20
@@ -394,6 +394,57 @@ class SystemContext(Context):
     def direct(self) -> bool:
         """True when the transaction itself called this contract (not another contract)."""
         return self._env.depth == 0
+
+    def state_key(self, key: str) -> bytes:
+        """The state key `get` and `put` use for `key`, checked as they check it, to read and
+        write it with `get_at` and `put_checked` without checking it again.
+
+        Raises ContractError for a bad key.
+        """
+        return self._key(key)
+
+    def get_at(self, state_key: bytes) -> Any:
+        """`get` for a key made by `state_key`: the same value and steps."""
+        raw = self._overlay.get(state_key)
+        if raw is None:
+            self._env.meter.charge(STEPS_GET)
+            return None
+        self._env.meter.charge(STEPS_GET + (len(raw) >> 5))
+        return decode_trusted(raw)
+
+    def put_checked(self, state_key: bytes, value: Any) -> None:
+        """`put` for a key made by `state_key` and a value the system contract built from
+        data it already checked (exact str, bytes, bool, None, ints within 64 bits, lists
+        and str-keyed dicts of them): the same bytes, steps and errors as `put`, without
+        checking either again.
+
+        Raises ContractError in a read-only context or for an oversized value.
+        """
+        self._writable("put")
+        raw = encode(value)
+        if len(raw) > VALUE_BYTES_MAX:
+            raise ContractError(f"value of {len(raw)} bytes exceeds {VALUE_BYTES_MAX}")
+        self._env.meter.charge(STEPS_PUT + ((len(state_key) + len(raw)) >> 5))
+        self._overlay.put(state_key, raw)
+
+    def emit_checked(self, name: str, payload: dict[str, Any]) -> None:
+        """`emit` for a payload the system contract built from data it already checked (as
+        for `put_checked`), under an event name that is a valid literal: the same event,
+        steps and errors as `emit`, without checking and copying the payload.
+
+        The receipt keeps `payload` itself, so the caller hands it over (never mutates it
+        afterwards) and lists its keys in sorted order, as decoding its encoding would.
+        Raises ContractError if read-only, too many events or an oversized payload.
+        """
+        self._writable("emit")
+        env = self._env
+        if len(env.events) >= EVENTS_MAX:
+            raise ContractError(f"more than {EVENTS_MAX} events")
+        raw = encode(payload)
+        if len(raw) > VALUE_BYTES_MAX:
+            raise ContractError(f"event payload of {len(raw)} bytes exceeds {VALUE_BYTES_MAX}")
+        env.meter.charge(STEPS_EMIT + (len(raw) >> 5))
+        env.events.append(Event(self._contract, name, payload))
 
     def get_record(self, key: bytes) -> bytes | None:
         raw = self._overlay.get(key)

@@ -74,6 +74,7 @@ from consortia.types import (
     decode_value,
     encode,
 )
+from consortia.types.codec import INT_MAX, INT_MIN
 from consortia.types.eth import EthTransaction, eth_chain_id_of
 
 if TYPE_CHECKING:
@@ -128,6 +129,21 @@ class _GasBudget:
         self.block_max = block_max
         self.tx_max = tx_max
         self.left = block_max
+
+
+# Exact immutable types: a list of only these can be copied shallowly.
+_SCALAR_TYPES = frozenset((str, bytes, int, bool, type(None)))
+
+
+def _own_args(args: list[Any]) -> list[Any]:
+    """A deep copy of a transaction's arguments (checked by validate_shape): a contract
+    mutating its arguments must not change the Transaction, which may run again on another
+    fork. Flat arguments (the common case) need only a new list."""
+    scalars = _SCALAR_TYPES
+    for arg in args:
+        if type(arg) not in scalars:
+            return decode_trusted(encode(args))  # type: ignore[no-any-return]
+    return list(args)
 
 
 class _Failed(Exception):
@@ -256,9 +272,7 @@ class Executor:
             runtime=self,
         )
         try:
-            # A deep copy (args were checked by validate_shape): a contract mutating its
-            # arguments must not change the Transaction, which may run again on another fork.
-            result = self._call(env, overlay, tx.contract, tx.method, decode_trusted(encode(tx.args)))
+            result = self._call(env, overlay, tx.contract, tx.method, _own_args(tx.args))
         except OutOfSteps:
             error = f"OutOfSteps: exceeded {config.tx_steps_max} steps"
         except CallDepthExceeded as exc:
@@ -337,6 +351,8 @@ class Executor:
         if is_view is None:
             raise _Failed(f"UnknownMethod: {contract}.{method}")
         result = target.invoke(make_context(env, contract, overlay, is_view), method, args, env.meter)
+        if type(result) is int and INT_MIN <= result <= INT_MAX:
+            return result  # immutable and plain: what the copy below would give
         raw = encode_plain(result, "result")
         if len(raw) > VALUE_BYTES_MAX:
             raise ContractError(f"result of {len(raw)} bytes exceeds {VALUE_BYTES_MAX}")

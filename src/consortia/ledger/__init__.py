@@ -21,6 +21,7 @@ from consortia.ledger.smt import SmtUpdate, SparseMerkleTree
 from consortia.ledger.store import (
     BLOCK_WRITE_INDEX,
     STATE_KEY_BYTES_MAX,
+    BodyDigests,
     CommittedState,
     IndexUsage,
     KeyVersion,
@@ -32,6 +33,7 @@ __all__ = [
     "BLOCK_WRITE_INDEX",
     "STATE_KEY_BYTES_MAX",
     "BlockStore",
+    "BodyDigests",
     "CommittedState",
     "CorruptBlock",
     "IncompatibleFormat",

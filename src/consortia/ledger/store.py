@@ -167,6 +167,23 @@ class PreparedState:
         return merged
 
 
+@dataclass(frozen=True, slots=True)
+class BodyDigests:
+    """What a block's builder or checker already computed from its body and receipts.
+
+    `tx_ids` has one id per transaction (`types.eth.tx_id_of` of each), `tx_root` is
+    merkle_root(block.txs) and `receipts_root` the Merkle root of the encoded receipts.
+    Handing them to `Ledger.commit` spares recomputing them (decoding every transaction and
+    hashing the body and receipts again): the caller vouches that they were computed from
+    that very block and those receipts, and the ledger still refuses a header they do not
+    match. Only a trusted in-process caller (the node's block processor) passes them.
+    """
+
+    tx_ids: Sequence[bytes]
+    tx_root: bytes
+    receipts_root: bytes
+
+
 class CommittedState:
     """The committed state as a StateReader. Each call reads one consistent version."""
 
@@ -380,18 +397,26 @@ class Ledger:
             raise WrongHeight(f"ledger already has blocks up to height {self.height}")
         self.commit(genesis, (), self.prepare(writes))
 
-    def commit(self, block: Block, receipts: Sequence[Receipt], prepared: PreparedState) -> None:
+    def commit(
+        self,
+        block: Block,
+        receipts: Sequence[Receipt],
+        prepared: PreparedState,
+        digests: BodyDigests | None = None,
+    ) -> None:
         """Append `block` with its receipts and prepared state, durably and atomically.
 
         When this returns the block is durable and may be acknowledged. A transaction id
         already in the ledger keeps its first location: tx_location, receipt and prove_tx
         answer for the first occurrence; block_receipts still lists every receipt.
+        `digests`, when given, are the body's ids and roots as the caller computed them
+        (see BodyDigests); without them the ledger computes them itself.
         Raises (having written nothing) WrongHeight, WrongParent, StalePrepared,
         StateRootMismatch, or InvalidBlock for a header that does not match the body or
         receipts; OSError / lmdb.Error on I/O failure (the block is then not committed).
         """
         self._check_open()
-        tx_ids, stored_receipts = self._check_block(block, receipts, prepared)
+        tx_ids, stored_receipts = self._check_block(block, receipts, prepared, digests)
         header = block.header
         block_hash = header.hash
         old_end = self._blocks.end
@@ -421,7 +446,11 @@ class Ledger:
         self._tip = (header, block_hash)
 
     def _check_block(
-        self, block: Block, receipts: Sequence[Receipt], prepared: PreparedState
+        self,
+        block: Block,
+        receipts: Sequence[Receipt],
+        prepared: PreparedState,
+        digests: BodyDigests | None,
     ) -> tuple[list[bytes], list[_StoredReceipt]]:
         """Refuse a block that is not the next one or whose header does not match its body.
 
@@ -443,9 +472,15 @@ class Ledger:
             raise StalePrepared("the state was prepared on another head")
         if header.state_root != prepared.root:
             raise StateRootMismatch(f"block {header.height} state root differs from the prepared root")
-        if header.tx_root != merkle_root(block.txs):
+        if digests is None or header.height == 0:
+            tx_root = merkle_root(block.txs)
+            tx_ids = [] if header.height == 0 else _tx_ids(block)
+        else:
+            tx_root, tx_ids = digests.tx_root, list(digests.tx_ids)
+            if len(tx_ids) != len(block.txs):
+                raise InvalidBlock(f"{len(tx_ids)} tx ids for {len(block.txs)} transactions")
+        if header.tx_root != tx_root:
             raise InvalidBlock("transactions root does not match the body")
-        tx_ids = [] if header.height == 0 else _tx_ids(block)
         if header.tx_count != len(tx_ids):
             raise InvalidBlock(f"header counts {header.tx_count} transactions, body has {len(tx_ids)}")
         if len(receipts) != len(tx_ids):
@@ -453,8 +488,11 @@ class Ledger:
         for i, (receipt, tx_id) in enumerate(zip(receipts, tx_ids, strict=True)):
             if receipt.tx_id != tx_id:
                 raise InvalidBlock(f"receipt {i} is for another transaction")
-        encoded_receipts = [encode(r) for r in receipts]
-        if header.receipts_root != merkle_root(encoded_receipts):
+        if digests is None or header.height == 0:
+            receipts_root = merkle_root([encode(r) for r in receipts])
+        else:
+            receipts_root = digests.receipts_root
+        if header.receipts_root != receipts_root:
             raise InvalidBlock("receipts root does not match the receipts")
         if header.height > 0:
             for _, tx_index, _ in prepared.history:

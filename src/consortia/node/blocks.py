@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from consortia.crypto import BatchVerifier, merkle_root
 from consortia.execution.executor import BlockOutcome, Executor, TxInput
 from consortia.identity.msp import MSP, IdentityError
-from consortia.ledger.store import Ledger, PreparedState
+from consortia.ledger.store import BodyDigests, Ledger, PreparedState
 from consortia.node.admission import signature_job
 from consortia.node.committed import CommittedTxIds
 from consortia.node.verified import VerifiedTxs
@@ -43,6 +43,9 @@ class Executed:
     block: Block
     outcome: BlockOutcome
     prepared: PreparedState
+    # The block's tx ids and roots as computed while building or checking it, so the
+    # ledger's commit need not compute them again.
+    digests: BodyDigests
 
 
 class BlockProcessor:
@@ -79,11 +82,18 @@ class BlockProcessor:
         raws: list[bytes],
         engine_data: bytes,
     ) -> Block:
+        if len(inputs) != len(raws):
+            raise ValueError(f"{len(inputs)} decoded transactions for {len(raws)} raw ones")
         self.verified.forget(raws)  # this node's own pool: checked at admission, never met again
         outcome = self.executor.execute_block(
             self.ledger.state, config, height, timestamp_ms, inputs, self.committed.__contains__
         )
         prepared = self.ledger.prepare(outcome.writes)
+        digests = BodyDigests(
+            [i.tx_id for i in inputs],
+            merkle_root(raws),
+            merkle_root([encode(r) for r in outcome.receipts]),
+        )
         header = Header(
             chain_id=config.chain_id,
             channel=config.channel,
@@ -91,14 +101,14 @@ class BlockProcessor:
             parent_hash=parent_hash,
             timestamp_ms=timestamp_ms,
             proposer=proposer,
-            tx_root=merkle_root(raws),
+            tx_root=digests.tx_root,
             state_root=prepared.root,
-            receipts_root=merkle_root([encode(r) for r in outcome.receipts]),
+            receipts_root=digests.receipts_root,
             tx_count=len(raws),
             engine=engine_data,
         )
         block = Block(header, raws)
-        self._remember(Executed(block, outcome, prepared))
+        self._remember(Executed(block, outcome, prepared, digests))
         return block
 
     def execute(self, config: ChannelConfig, block: Block) -> Executed:
@@ -128,7 +138,9 @@ class BlockProcessor:
             raise BlockRejected("execution gives a different state root than the header claims")
         if merkle_root([encode(r) for r in outcome.receipts]) != h.receipts_root:
             raise BlockRejected("execution gives different receipts than the header claims")
-        executed = Executed(block, outcome, prepared)
+        # Both roots were just checked against these very txs and receipts.
+        digests = BodyDigests([i.tx_id for i in inputs], h.tx_root, h.receipts_root)
+        executed = Executed(block, outcome, prepared, digests)
         self._remember(executed)
         return executed
 
@@ -195,10 +207,10 @@ class BlockProcessor:
             raise ForkDetected(f"a different block is already committed at height {height}")
         executed = self.execute(config, block)
         final = Block(block.header, block.txs, certificate)
-        self.ledger.commit(final, executed.outcome.receipts, executed.prepared)
+        self.ledger.commit(final, executed.outcome.receipts, executed.prepared, executed.digests)
         self.committed.add_committed([r.tx_id for r in executed.outcome.receipts])
         self._executed.pop(block.hash, None)
-        return Executed(final, executed.outcome, executed.prepared)
+        return Executed(final, executed.outcome, executed.prepared, executed.digests)
 
     def _remember(self, executed: Executed) -> None:
         self._executed[executed.block.hash] = executed

@@ -41,9 +41,11 @@ class Meter:
 
     def __init__(self, steps_max: int, depth_max: int = CALL_DEPTH_MAX) -> None:
         """Raises SandboxError for a negative or non-int limit."""
-        for what, value in (("steps_max", steps_max), ("depth_max", depth_max)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise SandboxError(f"{what} must be an int >= 0")
+        # Exact ints first: one meter per transaction, so the common case stays cheap.
+        if not (type(steps_max) is int and type(depth_max) is int and steps_max >= 0 and depth_max >= 0):
+            for what, value in (("steps_max", steps_max), ("depth_max", depth_max)):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise SandboxError(f"{what} must be an int >= 0")
         self.steps_max = steps_max
         self._limit = steps_max  # what charges compare with; -1 once spent, so every charge fails
         self.depth_max = depth_max

@@ -8,7 +8,7 @@ composite_key("balance", account); the total supply under "supply".
 
 from __future__ import annotations
 
-from consortia.execution.context import Context
+from consortia.execution.context import Context, SystemContext
 from consortia.execution.contract import ContractError
 from consortia.execution.system.base import (
     ACCOUNT_CHARS_MAX,
@@ -62,26 +62,29 @@ class Token(NativeContract):
         return int(balance)
 
     @method()
-    def transfer(self, ctx: Context, to: object, amount: object) -> int:
+    def transfer(self, ctx: SystemContext, to: object, amount: object) -> int:
         """Move `amount` from the signer's account to `to`. Returns the sender's new balance.
 
         Raises ContractError for a bad recipient, a non-positive amount or insufficient funds.
+        Balances and the event are made of checked values only (exact str and int below
+        2**63), so they are stored and emitted without being checked again.
         """
         recipient = _account(to, "recipient")
         value = require_int(amount, "amount", 1, AMOUNT_MAX)
         caller = ctx.caller
         sender = account_of(caller.org, caller.subject)
-        from_key = _balance_key(sender)
-        from_balance = ctx.get(from_key) or 0
+        from_key = ctx.state_key(_balance_key(sender))
+        from_balance = ctx.get_at(from_key) or 0
         if from_balance < value:
             raise ContractError(f"insufficient funds: balance {from_balance}, amount {value}")
         if recipient != sender:
-            to_key = _balance_key(recipient)
+            to_key = ctx.state_key(_balance_key(recipient))
             # Cannot overflow: the total supply, which bounds every sum of balances, is < 2**63.
-            ctx.put(from_key, from_balance - value)
-            ctx.put(to_key, (ctx.get(to_key) or 0) + value)
+            ctx.put_checked(from_key, from_balance - value)
+            ctx.put_checked(to_key, (ctx.get_at(to_key) or 0) + value)
             from_balance -= value
-        ctx.emit("Transferred", {"from": sender, "to": recipient, "amount": value})
+        # Keys in sorted order, as `emit` (which stores the decoded encoding) would give them.
+        ctx.emit_checked("Transferred", {"amount": value, "from": sender, "to": recipient})
         return int(from_balance)
 
     @method(view=True)
