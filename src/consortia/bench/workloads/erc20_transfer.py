@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -101,7 +102,7 @@ class Accounts:
     token: bytes
 
     @staticmethod
-    def of(env_crypto: Any, orgs: list[str]) -> Accounts:
+    def of(crypto: Path, orgs: list[str]) -> Accounts:
         """Derive the accounts from the first org's client0 Ethereum key.
 
         Raises BenchError when that key is missing or malformed.
@@ -112,7 +113,7 @@ class Accounts:
             raise BenchError("erc20_transfer needs at least one organisation")
         org = orgs[0]
         try:
-            seed = load_eth_key(env_crypto / "orgs" / org / "users" / f"client0@{org}")
+            seed = load_eth_key(crypto / "orgs" / org / "users" / f"client0@{org}")
         except (IdentityError, OSError) as exc:
             raise BenchError(f"erc20_transfer needs client0@{org}'s Ethereum key: {exc}") from exc
         keys = [keccak256(seed + _KEY_DOMAIN + str(i).encode()) for i in range(SENDERS)]
