@@ -24,7 +24,7 @@ import json
 import os
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,10 +32,11 @@ from typing import Any, TypeVar
 import msgspec
 
 from consortia.bench.minihttp import HttpError, Pool
-from consortia.bench.workload import load_workload
+from consortia.bench.workload import WorkerEnv, load_workload
 from consortia.identity.wallet import load_signing_identity
 from consortia.sdk import sign_transaction
 from consortia.types import encode
+from consortia.types.eth import tx_id_of
 
 T = TypeVar("T")
 INFLIGHT_MAX = 32  # concurrent requests per worker; more only queues inside the node
@@ -65,6 +66,8 @@ class WorkerParams:
     channel: str
     batch_ms: int
     inflight_max: int = INFLIGHT_MAX
+    workers: int = 1
+    orgs: list[str] = field(default_factory=list)
 
 
 class Worker:
@@ -79,6 +82,10 @@ class Worker:
         started = time.perf_counter()
         out: list[tuple[bytes, bytes]] = []
         p, senders = self.p, self.senders
+        if self.workload.raw:
+            env = WorkerEnv(p.index, p.workers, p.urls, Path(p.crypto), p.orgs, p.channel, p.chain_id)
+            self.signed = [(tx_id_of(raw), raw) for raw in self.workload.raw_transactions(env, count)]
+            return time.perf_counter() - started
         for _ in range(count):
             i = self.next_index
             self.next_index += 1

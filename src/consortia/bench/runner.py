@@ -24,7 +24,8 @@ from consortia.bench.procstats import ProcSample, disk_usage, load_average, samp
 from consortia.bench.results import NodeUsage, RunResult, latency_summary, timeline
 from consortia.bench.target import Target
 from consortia.bench.workload import SetupEnv, Workload, client_identities, load_workload
-from consortia.types import Block, Envelope, decode
+from consortia.types import Block, decode
+from consortia.types.eth import tx_id_of
 
 START_DELAY_S = 0.3  # lets every worker be waiting when the first batch is due
 RECEIPT_SAMPLE = 50
@@ -94,6 +95,8 @@ class Harness:
                 chain_id=t.chain_id,
                 channel=t.channel,
                 batch_ms=self.o.batch_ms,
+                workers=w,
+                orgs=t.orgs,
             )
             parent, child = ctx.Pipe()
             proc = ctx.Process(
@@ -246,7 +249,7 @@ class Harness:
                     size = 0
                     for raw in block.txs:
                         size += len(raw)
-                        tx_id = decode(raw, Envelope).tx_id
+                        tx_id = tx_id_of(raw)  # native envelopes and Ethereum transactions
                         if tx_id in every:
                             found[tx_id] = next_h
                     blocks[next_h] = (len(block.txs), size, len(resp.content))

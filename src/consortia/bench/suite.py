@@ -71,6 +71,7 @@ CASES = (
     Case("solo", "kv_write", None, 1000, 10),
     Case("solo", "contract_call", None, 700, 10),
     Case("solo", "query", _ramp(500, step_s=5.0, refine=1), 0, 10),
+    Case("solo", "erc20_transfer", None, 80, 10),
 )
 
 

@@ -8,9 +8,13 @@ A workload module defines one `Workload` subclass and names an instance `WORKLOA
 2. `call(worker, index, sender)` in each client process, before the timed phase, once per
    transaction that process will submit; the harness signs the result as `sender`.
    A read-only workload implements `query(worker, index)` instead.
+   A workload whose transactions are not native envelopes (pre-signed Ethereum
+   transactions, say) sets `raw = True` and implements `raw_transactions(env, count)`
+   instead: it signs them itself, in the client process, before the timed phase.
 
-Both must be cheap and pure functions of their arguments (no I/O), so that pre-signing is
-fast and a run can be repeated. `--workload path/to/my_workload.py` loads a copy.
+`call` and `query` must be cheap and pure functions of their arguments (no I/O), so that
+pre-signing is fast and a run can be repeated; `raw_transactions` may read the chain first
+(an account's next nonce, say). `--workload path/to/my_workload.py` loads a copy.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from consortia.bench.errors import BenchError
 from consortia.identity.wallet import SigningIdentity, load_signing_identity
 from consortia.sdk import Client
 
-BUILTIN = ("transfer", "kv_write", "contract_call", "query")
+BUILTIN = ("transfer", "kv_write", "contract_call", "query", "erc20_transfer")
 
 
 @dataclass(frozen=True)
@@ -93,12 +97,26 @@ class SetupEnv:
         self.invoke(self.admin(self.orgs[0]), Call("lifecycle", "commit", [name, version, source]))
 
 
+@dataclass(frozen=True)
+class WorkerEnv:
+    """What `Workload.raw_transactions` may use in client process `index` of `workers`."""
+
+    index: int
+    workers: int
+    urls: list[str]
+    crypto: Path
+    orgs: list[str]
+    channel: str
+    chain_id: str
+
+
 class Workload:
     """Base class of every workload; subclasses set the class attributes and `call`/`query`."""
 
     name: ClassVar[str] = "workload"
     description: ClassVar[str] = ""
     read_only: ClassVar[bool] = False
+    raw: ClassVar[bool] = False  # transactions come from `raw_transactions`, signed already
 
     def setup(self, env: SetupEnv) -> None:
         """Prepare the chain before timing (default: nothing). Raises BenchError on failure."""
@@ -109,6 +127,15 @@ class Workload:
 
     def query(self, worker: int, index: int) -> Call:
         """The `index`-th read-only query of client process `worker` (read-only workloads)."""
+        raise NotImplementedError
+
+    def raw_transactions(self, env: WorkerEnv, count: int) -> list[bytes]:
+        """The next `count` signed transactions of client process `env.index` (raw workloads).
+
+        Any transaction kind a node accepts (see `types.eth.tx_kind`); the harness finds each
+        in the blocks by `types.eth.tx_id_of`. Called again before every run of a session.
+        Raises BenchError when it cannot prepare them.
+        """
         raise NotImplementedError
 
 

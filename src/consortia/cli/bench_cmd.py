@@ -16,7 +16,9 @@ ENGINES = ("solo", "raft", "pbft")
 
 def bench(
     workload: str = typer.Option(
-        "transfer", "--workload", help="transfer, kv_write, contract_call, query, or a workload .py file."
+        "transfer",
+        "--workload",
+        help="transfer, kv_write, contract_call, query, erc20_transfer, or a workload .py file.",
     ),
     rate: float = typer.Option(
         None, "--rate", help="Fixed open-loop rate, tx/s (default 2000 without --ramp)."
