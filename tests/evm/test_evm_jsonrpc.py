@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 from consortia import __version__
 from consortia.api.jsonrpc import logs_bloom
@@ -23,31 +21,7 @@ from .evm_kit import (
     token_deploy_data,
 )
 from .node_kit import permit
-
-
-async def rpc(h: Harness, method: str, *params: Any) -> dict[str, Any]:
-    resp = await h.http.post(
-        "/jsonrpc", json={"jsonrpc": "2.0", "id": 7, "method": method, "params": list(params)}
-    )
-    assert resp.status_code == 200, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["id"] == 7
-    return body
-
-
-async def result(h: Harness, method: str, *params: Any) -> Any:
-    body = await rpc(h, method, *params)
-    assert "error" not in body, body
-    return body["result"]
-
-
-async def receipt(h: Harness, tx_hash: str) -> dict[str, Any]:
-    for _ in range(500):
-        found = await result(h, "eth_getTransactionReceipt", tx_hash)
-        if found is not None:
-            return dict(found)
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no receipt for {tx_hash}")
+from .rpc_kit import receipt, result, rpc
 
 
 def test_json_rpc_deploys_transfers_and_reads(evm_crypto_dir: Path, tmp_path: Path) -> None:
