@@ -46,7 +46,7 @@ that reverted (`data` is the revert data), as geth answers.
 from consortia.api.jsonrpc.codec import RpcError
 from consortia.api.jsonrpc.limits import RpcLimits
 from consortia.api.jsonrpc.methods import BATCH_REQUESTS_MAX, JsonRpc
-from consortia.api.jsonrpc.objects import block_gas_limit, logs_bloom
+from consortia.api.jsonrpc.objects import logs_bloom
 from consortia.api.jsonrpc.websocket import serve_websocket
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
     "JsonRpc",
     "RpcError",
     "RpcLimits",
-    "block_gas_limit",
     "logs_bloom",
     "serve_websocket",
 ]

@@ -16,18 +16,13 @@ from consortia.api.jsonrpc.codec import (
     parse_data,
     parse_qty,
 )
-from consortia.execution.evm.outcome import EvmOutcome, tx_gas_limit
-from consortia.types import STATUS_OK, ChannelConfig
+from consortia.execution.evm.outcome import EvmOutcome
+from consortia.types import STATUS_OK
 
 # The search stops once the answer is within this fraction of the least gas that works
 # (as geth's does): a little extra gas costs nothing here.
 ESTIMATE_TOLERANCE_PER_MILLE = 15
 CALL_STIPEND = 2_300
-
-
-def tx_gas_cap(config: ChannelConfig) -> int:
-    """The most gas one call or transaction may use: the channel's per-transaction cap."""
-    return tx_gas_limit(config)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from consortia import __version__
-from consortia.api.jsonrpc.calls import CallArgs, call_error, estimate_gas, parse_call, tx_gas_cap
+from consortia.api.jsonrpc.calls import CallArgs, call_error, estimate_gas, parse_call
 from consortia.api.jsonrpc.codec import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -43,9 +43,9 @@ from consortia.api.jsonrpc.logs import (
     resolve_range,
     scan_logs,
 )
-from consortia.api.jsonrpc.objects import EthBlock, block_gas_limit, tx_object
+from consortia.api.jsonrpc.objects import EthBlock, tx_object
 from consortia.execution.evm.layout import EvmStateError, read_account, read_code, read_storage
-from consortia.execution.evm.outcome import EvmOutcome
+from consortia.execution.evm.outcome import EvmOutcome, block_gas_limit, tx_gas_limit
 from consortia.ledger.errors import LedgerError
 from consortia.node.admission import AdmissionError
 from consortia.node.runtime import Node
@@ -334,15 +334,15 @@ class JsonRpc:
 
     async def eth_call(self, params: list[Any]) -> str:
         args = self._parse_call(params, "a call object and a block")
-        gas = None if args.gas is None else min(args.gas, tx_gas_cap(self.node.config))
-        outcome = await self._offload(self._run_call, args, gas)
+        # The executor caps the gas at the channel's per-transaction limit.
+        outcome = await self._offload(self._run_call, args, args.gas)
         if outcome.status == STATUS_OK:
             return data_hex(outcome.output)
         raise call_error(outcome)
 
     async def eth_estimate_gas(self, params: list[Any]) -> str:
         args = self._parse_call(params, "a call object and a block")
-        cap = tx_gas_cap(self.node.config)
+        cap = tx_gas_limit(self.node.config)
         cap = cap if args.gas is None else min(args.gas, cap)
         return qty(await self._offload(estimate_gas, lambda gas: self._run_call(args, gas), cap))
 

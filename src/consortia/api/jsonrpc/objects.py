@@ -23,8 +23,7 @@ import rlp
 
 from consortia.api.jsonrpc.codec import data_hex, qty
 from consortia.execution.evm.outcome import EVM_CONTRACT, LOG_EVENT
-from consortia.execution.evm.outcome import block_gas_limit as channel_block_gas_limit
-from consortia.types import STATUS_OK, Block, ChannelConfig, Receipt
+from consortia.types import STATUS_OK, Block, Receipt
 from consortia.types.eth import (
     TX_TYPE_ACCESS_LIST,
     TX_TYPE_FEE_MARKET,
@@ -41,11 +40,6 @@ ZERO_NONCE = "0x" + "00" * 8
 EMPTY_UNCLES_HASH = data_hex(keccak256(rlp.encode([])))
 
 EthLog = tuple[bytes, list[bytes], bytes]  # (address, topics, data)
-
-
-def block_gas_limit(config: ChannelConfig) -> int:
-    """The block gas limit clients see: the channel's EVM gas budget per block."""
-    return channel_block_gas_limit(config)
 
 
 def logs_bloom(logs: list[tuple[bytes, list[bytes]]]) -> bytes:
