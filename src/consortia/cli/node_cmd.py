@@ -111,10 +111,10 @@ def start(config: Path = typer.Option(..., "--config", help="The node's TOML fil
     """Run a node in the foreground until SIGINT/SIGTERM (graceful shutdown)."""
     import logging
 
+    from consortia.cli.serve import run
     from consortia.ledger import LedgerError
     from consortia.node.config import ConfigError
     from consortia.node.genesis import GenesisError
-    from consortia.node.main import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

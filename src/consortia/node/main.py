@@ -1,26 +1,17 @@
-"""Start a node from its TOML file: open the ledger, start the engine, serve the API."""
+"""Build a node from its TOML configuration: ledger, engine store, signer, pool limits.
+
+Serving it (API, peering, the server process) is `consortia.cli.serve`: the API sits above
+this layer."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import logging
-import os
-import signal
-from pathlib import Path
-
-import uvicorn
-
-from consortia.api.app import create_app
 from consortia.consensus import BlockSigner
 from consortia.identity.wallet import private_key_from_pem
 from consortia.mempool import PoolLimits
-from consortia.node.config import ConfigError, NodeConfig
+from consortia.node.config import NodeConfig
 from consortia.node.engine_store import EngineStore
 from consortia.node.genesis import read_genesis
 from consortia.node.runtime import Node, open_ledger_with_genesis
-
-log = logging.getLogger("consortia.node")
 
 
 def build_node(cfg: NodeConfig) -> Node:
@@ -50,75 +41,3 @@ def build_node(cfg: NodeConfig) -> Node:
         tick_ms=cfg.node.tick_ms,
         engine_store=store,
     )
-
-
-async def serve(cfg: NodeConfig) -> None:
-    node = build_node(cfg)
-    app = create_app(
-        node,
-        body_bytes_max=cfg.api.body_bytes_max,
-        rate_per_s=cfg.api.rate_per_s,
-        rate_burst=cfg.api.rate_burst,
-        wait_timeout_ms_max=cfg.api.wait_timeout_ms_max,
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=cfg.api.host,
-            port=cfg.api.port,
-            log_level="warning",
-            lifespan="off",
-            http="httptools",  # C parser: h11 parses and frames in pure Python
-            timeout_graceful_shutdown=10,
-            ws_max_size=cfg.api.body_bytes_max,
-        )
-    )
-    # uvicorn catches SIGINT/SIGTERM while serving and re-raises them once it has stopped;
-    # a no-op handler lets that re-raise return here, so the ledger is closed cleanly.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    peering = None
-    if node.config.consensus.engine != "solo":
-        if cfg.p2p is None:
-            raise ConfigError(
-                f"engine {node.config.consensus.engine} needs a [p2p] section in the node config"
-            )
-        from consortia.node.peering import Peering
-
-        peering = Peering(
-            node, cfg.p2p.host, cfg.p2p.port, cfg.path(cfg.p2p.tls_cert), cfg.path(cfg.p2p.tls_key)
-        )
-        await peering.start()
-    await node.start()
-    ready = cfg.path(cfg.node.data_dir) / "node.ready"
-    serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():
-        await asyncio.sleep(0.01)
-    if server.started:
-        # What start-up built (modules, the app, caches, the ledger's handles) lives as long
-        # as the process: keep it out of every later collection's scan, which otherwise
-        # walks it again each time the block path's short-lived objects trigger one.
-        gc.freeze()
-        ready.write_text(f"http://{cfg.api.host}:{cfg.api.port} {os.getpid()}\n")
-        log.info(
-            "node %s serving on %s:%d at height %d", node.name, cfg.api.host, cfg.api.port, node.ledger.height
-        )
-    try:
-        await serving  # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
-    finally:
-        ready.unlink(missing_ok=True)
-        await node.stop()
-        if peering is not None:
-            await peering.close()
-
-
-def run(config_path: Path) -> None:
-    from consortia.node.config import load_config
-
-    cfg = load_config(config_path)
-    try:
-        import uvloop
-
-        uvloop.run(serve(cfg))
-    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
-        asyncio.run(serve(cfg))
