@@ -1,6 +1,6 @@
 """Hashes and signature suites behind one interface, plus batch verification."""
 
-from consortia.crypto.batch import BatchVerifier, VerifyJob
+from consortia.crypto.batch import BatchVerifier, VerifierError, VerifyJob
 from consortia.crypto.hashing import HASH_BYTES, ZERO_HASH, sha256
 from consortia.crypto.merkle import merkle_proof, merkle_root, verify_merkle_proof
 from consortia.crypto.suites import (
@@ -11,6 +11,7 @@ from consortia.crypto.suites import (
     InvalidKey,
     PrivateKey,
     SignatureSuite,
+    ed25519_verify,
     public_key_of,
     suite_by_name,
 )
@@ -26,7 +27,9 @@ __all__ = [
     "InvalidKey",
     "PrivateKey",
     "SignatureSuite",
+    "VerifierError",
     "VerifyJob",
+    "ed25519_verify",
     "merkle_proof",
     "merkle_root",
     "public_key_of",

@@ -2,8 +2,14 @@
 
 Every suite signs and verifies raw bytes with raw public keys, so the hot path never
 touches X.509 objects. Each suite is backed by the fastest well-kept library measured
-on our reference host: PyNaCl for Ed25519 (releases the GIL, so threads scale),
-coincurve for secp256k1, and `cryptography` for P-256.
+on our reference host: ed25519-zebra verifies Ed25519 (PyNaCl signs), coincurve does
+secp256k1, and `cryptography` P-256.
+
+Whether a signature is valid decides whether a transaction or block is, so every node
+must judge it by the same rule whatever library a process has at hand: Ed25519 has one
+verification function, `ed25519_verify`, and everything that checks an Ed25519 signature
+(admission, blocks, commit certificates, certificates, consensus messages, the SDK, the
+worker processes of `BatchVerifier`) goes through it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import coincurve
-import nacl.exceptions
+import ed25519_zebra
 import nacl.signing
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -73,13 +79,60 @@ class Ed25519Suite:
         return nacl.signing.SigningKey(key.raw).sign(message).signature
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        if len(public_key) != 32 or len(signature) != 64:
-            return False
-        try:
-            nacl.signing.VerifyKey(public_key).verify(message, signature)
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
-            return False
-        return True
+        return ed25519_verify(public_key, message, signature)
+
+
+# Every encoding that decodes (under ZIP-215's lenient decoding) to one of the eight points
+# of small order: the canonical ones, y + p where that fits in 255 bits, and the "negative
+# zero" sign bit where x = 0. Against such a key, R = identity and S = 0 satisfy the
+# cofactored equation for every message, so anyone could sign as it.
+_SMALL_ORDER_KEYS = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000080",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    )
+)
+
+
+def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """The platform's Ed25519 rule: ZIP-215 (as ed25519-zebra implements it), keys of small
+    order refused.
+
+    ZIP-215: S must be canonical (below the group order); A and R may be any encoding that
+    decodes to a curve point, non-canonical ones included; the check is cofactored,
+    [8](S·B - R - k·A) = 0. This accepts every signature RFC 8032 signers produce, and a
+    superset of what libsodium accepts (libsodium also refuses non-canonical and
+    small-order points and checks without the cofactor). On top of ZIP-215 a key of small
+    order is refused, since any message verifies against it. Wrong lengths are invalid.
+    Holds the GIL for the whole check (~70 µs): `BatchVerifier` runs large batches in
+    worker processes.
+    """
+    if type(public_key) is not bytes or type(message) is not bytes or type(signature) is not bytes:
+        public_key, message, signature = _as_bytes(public_key), _as_bytes(message), _as_bytes(signature)
+    if public_key in _SMALL_ORDER_KEYS:
+        return False
+    valid: bool = ed25519_zebra.ed_verify(signature, message, public_key)
+    return valid
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    # The binding takes exactly `bytes`; other buffers are copied, anything else is a bug.
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    return bytes(data)
 
 
 class Secp256k1Suite:

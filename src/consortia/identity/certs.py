@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
+from consortia.crypto import ED25519
 from consortia.identity.errors import BadArgument, BadCertificate
 from consortia.types import CodecError, decode_canonical, encode
 
@@ -269,9 +270,40 @@ def common_name(cert: x509.Certificate) -> str:
     return values[0] if values else ""
 
 
+def cert_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
+    """Whether `ca_cert` issued `cert` (issuer name and signature both match)."""
+    try:
+        return cert.issuer == ca_cert.subject and _signed_by(cert, cert.tbs_certificate_bytes, ca_cert)
+    except PARSE_ERRORS:
+        return False
+
+
 def crl_signed_by(crl: x509.CertificateRevocationList, ca_cert: x509.Certificate) -> bool:
     """Whether `ca_cert` issued `crl` (issuer name and signature both match)."""
+    try:
+        return crl.issuer == ca_cert.subject and _signed_by(crl, crl.tbs_certlist_bytes, ca_cert)
+    except PARSE_ERRORS:
+        return False
+
+
+def _signed_by(
+    signed: x509.Certificate | x509.CertificateRevocationList, tbs: bytes, ca_cert: x509.Certificate
+) -> bool:
+    # An Ed25519 CA's signature is judged by the suite's rule, the one every signature on
+    # the platform is judged by, so whether a certificate (hence its transactions) is valid
+    # cannot depend on the OpenSSL build a node's `cryptography` happens to use.
     key = ca_cert.public_key()
-    if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
-        return False  # we only ever issue CRLs with the suites' key types
-    return crl.issuer == ca_cert.subject and crl.is_signature_valid(key)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        if signed.signature_algorithm_oid != SignatureAlgorithmOID.ED25519:
+            return False
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return ED25519.verify(raw, tbs, signed.signature)
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False  # we only ever issue certificates and CRLs with the suites' key types
+    if isinstance(signed, x509.CertificateRevocationList):
+        return signed.is_signature_valid(key)
+    try:
+        signed.verify_directly_issued_by(ca_cert)
+    except InvalidSignature:
+        return False
+    return True

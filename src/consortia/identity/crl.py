@@ -10,11 +10,17 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from consortia.identity import layout
-from consortia.identity.certs import PARSE_ERRORS, build_crl, crl_signed_by, load_certificate, utc_now
+from consortia.identity.certs import (
+    PARSE_ERRORS,
+    build_crl,
+    cert_issued_by,
+    crl_signed_by,
+    load_certificate,
+    utc_now,
+)
 from consortia.identity.cryptogen import load_org_ca
 from consortia.identity.errors import BadCrl, UnknownIssuer
 
@@ -48,10 +54,8 @@ def revoke(crypto_dir: Path, org: str, cert_path: Path, now: datetime | None = N
     """
     ca_cert, ca_key = load_org_ca(crypto_dir, org)
     cert = load_certificate(layout.read_bytes(cert_path))
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
-        raise UnknownIssuer(f"{cert_path} was not issued by the identity CA of {org!r}") from exc
+    if not cert_issued_by(cert, ca_cert):
+        raise UnknownIssuer(f"{cert_path} was not issued by the identity CA of {org!r}")
     path = layout.crl_path(crypto_dir, org)
     crl = parse_crl(layout.read_bytes(path))
     if not crl_signed_by(crl, ca_cert):

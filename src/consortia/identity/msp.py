@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509.oid import NameOID
 
 from consortia.crypto import InvalidKey, public_key_of, sha256, suite_by_name
 from consortia.identity.certs import (
     ATTRIBUTES_OID,
     PARSE_ERRORS,
+    cert_issued_by,
     crl_signed_by,
     decode_attributes,
     name_values,
@@ -302,11 +303,8 @@ class MSP:
 
     def _issuer_of(self, cert: x509.Certificate, issuer: bytes) -> _Authority:
         for authority in self._by_subject.get(issuer, ()):
-            try:
-                cert.verify_directly_issued_by(authority.cert)
-            except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-                continue
-            return authority
+            if cert_issued_by(cert, authority.cert):
+                return authority
         raise UnknownIssuer("certificate is not signed by any CA of the channel")
 
     @staticmethod
