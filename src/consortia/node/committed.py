@@ -36,9 +36,9 @@ _PROBES = struct.Struct("<II")
 
 def _probes(tx_id: bytes) -> tuple[int, int]:
     try:
-        return _PROBES.unpack_from(tx_id)  # type: ignore[return-value]
+        return _PROBES.unpack_from(tx_id)
     except struct.error:  # shorter than 8 bytes: never a real id, but answer all the same
-        return _PROBES.unpack(tx_id.ljust(_PROBES.size, b"\x00"))  # type: ignore[return-value]
+        return _PROBES.unpack(tx_id.ljust(_PROBES.size, b"\x00"))
 
 
 class _BloomLayer:
