@@ -18,14 +18,14 @@ from typing import Any
 
 import msgspec
 import pytest
-from execution_harness import Chain, admin, cert, client, make_config
+from execution_harness import Chain, FakeValidator, admin, cert, client, make_config
 from transfer_kit import TransferNet, account
 
 from consortia.crypto import merkle_root, sha256
-from consortia.execution.executor import BlockOutcome, TxInput
+from consortia.execution.executor import BlockOutcome, Executor, TxInput
 from consortia.execution.system.lifecycle import source_hash_hex
 from consortia.node.committed import CommittedTxIds
-from consortia.types import STATUS_FAILED, STATUS_INVALID, STATUS_OK, encode
+from consortia.types import STATUS_FAILED, STATUS_INVALID, STATUS_OK, Receipt, decode, encode
 
 ORGS = ("org1", "org2", "org3")
 CLIENTS = 6
@@ -258,3 +258,65 @@ def test_transfers_on_the_ledger_with_replays_after_a_restart_and_expired_certif
             ]
         finally:
             net.close()
+
+
+EDGE_SIGNERS = [
+    cert("org1", "client", "x" * 250),  # an account whose balance key is too long
+    cert("org2", "client", "zoë-ünïcode"),
+    cert("org3", "client", "nul\x00inside"),  # refused as an account, so never funded
+]
+
+
+def _edge_accounts() -> list[str]:
+    return [
+        *_accounts(),
+        "org2/zoë-ünïcode",
+        "org1/" + "y" * 195,  # 200 characters: the longest account
+        "org1/" + "y" * 196,
+        "org3/sink€",
+        "org4/nobody-yet",
+    ]
+
+
+def _transfer_blocks(chain: Chain, rng: random.Random) -> list[list[TxInput]]:
+    signers = [*_signers(), *EDGE_SIGNERS]
+    accounts = _edge_accounts()
+    funding = [
+        chain.tx(admin(acct.split("/")[0]), "token", "issue", acct, rng.randint(0, 500))
+        for acct in [*_accounts(), "org1/" + "x" * 250, "org2/zoë-ünïcode"]
+    ]
+    blocks = [funding]
+    for _ in range(6):
+        txs = []
+        for _ in range(rng.randint(20, 120)):
+            signer = rng.choice(signers)
+            sender = "/".join(signer.decode().split("|")[1::2])
+            to = sender if rng.random() < 0.1 else rng.choice(accounts)
+            amount = rng.choice([1, rng.randint(1, 60), rng.randint(1, 600), 2**63 - 1])
+            if rng.random() < 0.05:
+                txs.append(chain.tx(admin("org1"), "token", "issue", to, rng.randint(1, 50)))
+            else:
+                txs.append(chain.tx(signer, "token", "transfer", to, amount))
+        blocks.append(txs)
+    return blocks
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_direct_transfers_give_what_the_calls_give(seed: int) -> None:
+    """Token.transfer's direct path against the call through a context, meter and overlay."""
+    rng = random.Random(seed)
+    steps_max = 100_000 if seed < 2 else 138 + 3 * seed  # transfers take 143..155 steps
+    direct, general = Chain(make_config(ORGS, steps_max)), Chain(make_config(ORGS, steps_max))
+    general.executor = Executor(FakeValidator, direct_paths=False)
+    blocks = _transfer_blocks(direct, rng)
+    results = []
+    for chain in (direct, general):
+        records = []
+        for txs in blocks:
+            outcome = chain.run(*txs)
+            assert outcome.encoded_receipts == [encode(r) for r in outcome.receipts]
+            records.append(_record(outcome, chain))
+        results.append(records)
+    assert results[0] == results[1]
+    receipts = [decode(raw, Receipt) for block in results[0] for raw in block[0]]
+    assert {r.status for r in receipts} == {STATUS_OK, STATUS_FAILED}

@@ -88,16 +88,14 @@ class TransferNet:
         self._raws[env.tx_id] = signed.raw
         return TxInput(env.tx_id, tx, True)
 
-    def transfers(self, rng: random.Random, count: int, amount_max: int = 100) -> list[TxInput]:
-        """`count` transfers between random clients' accounts."""
+    def transfers(
+        self, rng: random.Random, count: int, recipients: Sequence[str] = (), amount_max: int = 100
+    ) -> list[TxInput]:
+        """`count` transfers from random clients to random `recipients` (default: clients)."""
         clients = self.clients
+        to = list(recipients) or [account(c) for c in clients]
         return [
-            self.sign(
-                rng.choice(clients),
-                "token",
-                "transfer",
-                [account(rng.choice(clients)), rng.randint(1, amount_max)],
-            )
+            self.sign(rng.choice(clients), "token", "transfer", [rng.choice(to), rng.randint(1, amount_max)])
             for _ in range(count)
         ]
 
