@@ -1,6 +1,6 @@
 """Blocks of random transfers, good and bad, give the same bytes as they always have.
 
-`random_chain_digest` runs seeded blocks mixing valid transfers with every kind of failure
+`run_random_chain` runs seeded blocks mixing valid transfers with every kind of failure
 (insufficient funds, bad arguments, unknown methods and contracts, transfers through a user
 contract, running out of steps after a config change, a revocation mid-block) and invalid
 transactions (replays, in-block duplicates, wrong chain or channel, expired, malformed,
@@ -189,10 +189,6 @@ def run_random_chain(seed: int) -> tuple[list[Any], list[BlockOutcome]]:
             txs.insert(len(txs) // 2, chain.tx(admin("org2"), "config", "approve", proposal))
         run(txs)
     return records, outcomes
-
-
-def random_chain_digest(seed: int) -> str:
-    return sha256(encode(run_random_chain(seed)[0])).hex()
 
 
 @pytest.mark.parametrize("seed", sorted(GOLDEN))
