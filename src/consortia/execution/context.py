@@ -17,6 +17,7 @@ Step costs (part of consensus: changing them changes every receipt):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Protocol
 
 import msgspec
@@ -27,7 +28,6 @@ from consortia.execution.keys import (
     CONFIG_KEY,
     SYSTEM_CONTRACTS,
     contract_prefix,
-    is_composite_key,
     prefix_end,
 )
 from consortia.execution.keys import composite_key as _composite_key
@@ -91,24 +91,28 @@ class Runtime(Protocol):
 
 
 class TxEnv:
-    """Per-transaction facts and mutable bookkeeping shared by every context of the call tree."""
+    """Per-transaction facts and mutable bookkeeping shared by every context of the call tree.
+
+    `signer` is the validated identity as the identity cache holds it: only system contracts
+    see it (they read its immutable fields). Contracts get `caller`, a private copy made on
+    first use, since the attributes dict of a cached identity must never be shared.
+    """
 
     __slots__ = (
-        "caller",
+        "_caller",
         "channel",
         "depth",
         "events",
         "height",
         "meter",
         "runtime",
+        "signer",
         "timestamp_ms",
         "tx_id",
-        "tx_id_hex",
     )
 
     def __init__(
         self,
-        *,
         caller: Caller,
         channel: str,
         height: int,
@@ -117,24 +121,34 @@ class TxEnv:
         meter: StepMeter,
         runtime: Runtime,
     ) -> None:
-        # A private copy: the attributes dict of a cached identity must never be shared.
-        self.caller = Caller(
-            caller.org, caller.role, caller.subject, caller.cert_hash, dict(caller.attributes)
-        )
+        self.signer = caller
+        self._caller: Caller | None = None
         self.channel = channel
         self.height = height
         self.timestamp_ms = timestamp_ms
         self.tx_id = tx_id
-        self.tx_id_hex = tx_id.hex()
         self.meter = meter
         self.runtime = runtime
         self.events: list[Event] = []
         self.depth = 0  # cross-contract calls currently on the stack
 
+    @property
+    def caller(self) -> Caller:
+        caller = self._caller
+        if caller is None:
+            s = self.signer
+            caller = self._caller = Caller(s.org, s.role, s.subject, s.cert_hash, dict(s.attributes))
+        return caller
+
+    @property
+    def tx_id_hex(self) -> str:
+        return self.tx_id.hex()
+
 
 # Values in state and events were checked by encode_plain on the way in, so reading them
 # back skips check_value (the hot path of every transfer).
 _trusted_decoder = msgspec.msgpack.Decoder()
+_trusted_decode = _trusted_decoder.decode
 
 
 def decode_trusted(raw: bytes) -> Any:
@@ -158,6 +172,11 @@ def encode_plain(value: Any, what: str = "value") -> bytes:
         raise ContractError(f"{what} is not plain data: {exc}") from exc
 
 
+# Every contract's namespace prefix, made once per name (names are few: the system
+# contracts and the user contracts committed on the channel).
+_namespace = lru_cache(maxsize=1024)(contract_prefix)
+
+
 def make_context(env: TxEnv, contract: str, overlay: Overlay, read_only: bool) -> Context:
     """The context for running `contract`; system contracts get a SystemContext."""
     if contract in SYSTEM_CONTRACTS:
@@ -175,7 +194,7 @@ class Context:
         self._contract = contract
         self._overlay = overlay
         self._read_only = read_only
-        self._ns = contract_prefix(contract)
+        self._ns = _namespace(contract)
 
     # -- facts -------------------------------------------------------------------------------
 
@@ -214,7 +233,8 @@ class Context:
     def _key(self, key: Any) -> bytes:
         if not isinstance(key, str) or not 1 <= len(key) <= KEY_CHARS_MAX:
             raise ContractError(f"keys must be str of 1..{KEY_CHARS_MAX} characters")
-        if "\x00" in key and not is_composite_key(key):
+        # `keys.is_composite_key`, inlined: every state access of a token transfer comes here.
+        if "\x00" in key and not (len(key) >= 3 and key[0] == key[-1] == "\x00" != key[1]):
             raise ContractError("keys may contain \\x00 only when made by composite_key")
         try:
             return self._ns + key.encode()
@@ -391,6 +411,12 @@ class SystemContext(Context):
         return self._env
 
     @property
+    def caller(self) -> Caller:
+        """Who signed the transaction: the validated identity itself, not a copy (system
+        contracts only read its org, role and subject)."""
+        return self._env.signer
+
+    @property
     def direct(self) -> bool:
         """True when the transaction itself called this contract (not another contract)."""
         return self._env.depth == 0
@@ -410,7 +436,7 @@ class SystemContext(Context):
             self._env.meter.charge(STEPS_GET)
             return None
         self._env.meter.charge(STEPS_GET + (len(raw) >> 5))
-        return decode_trusted(raw)
+        return _trusted_decode(raw)
 
     def put_checked(self, state_key: bytes, value: Any) -> None:
         """`put` for a key made by `state_key` and a value the system contract built from
@@ -420,7 +446,8 @@ class SystemContext(Context):
 
         Raises ContractError in a read-only context or for an oversized value.
         """
-        self._writable("put")
+        if self._read_only:
+            self._writable("put")
         raw = encode(value)
         if len(raw) > VALUE_BYTES_MAX:
             raise ContractError(f"value of {len(raw)} bytes exceeds {VALUE_BYTES_MAX}")
@@ -436,7 +463,8 @@ class SystemContext(Context):
         afterwards) and lists its keys in sorted order, as decoding its encoding would.
         Raises ContractError if read-only, too many events or an oversized payload.
         """
-        self._writable("emit")
+        if self._read_only:
+            self._writable("emit")
         env = self._env
         if len(env.events) >= EVENTS_MAX:
             raise ContractError(f"more than {EVENTS_MAX} events")

@@ -3,8 +3,10 @@
 `Executor.execute_block` reads top to bottom: for each transaction, check it belongs in this
 block (chain, channel, expiry, duplicates, identity at the block time), run its call in a
 transaction overlay over the block overlay with a step meter, and keep its writes only if it
-succeeded. Nothing here reads the clock, the network or the disk; the same inputs give
-byte-identical receipts and writes on every node.
+succeeded. A system contract's hot method may compute a plainly successful transaction
+directly instead (`NativeContract.direct_paths`: the same receipt and writes, without the
+overlay, meter and context). Nothing here reads the clock, the network or the disk; the
+same inputs give byte-identical receipts and writes on every node.
 
 Ethereum transactions (EthTransaction: sender recovered from its signature while decoding)
 share the block, the overlays and the state root: after the same duplicate check, the
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from consortia.crypto import sha256
@@ -59,6 +61,7 @@ from consortia.execution.sandbox import (
     compile_contract,
 )
 from consortia.execution.system import NativeContract, system_contracts
+from consortia.execution.system.base import DirectPath
 from consortia.identity.errors import IdentityError
 from consortia.ledger.interface import StateReader, Write
 from consortia.types import (
@@ -118,6 +121,9 @@ class BlockOutcome:
     # The senders of the block's Ethereum transactions (sorted, once each): whose account
     # nonces the block may have moved.
     eth_senders: tuple[bytes, ...] = ()
+    # The canonical encoding of each receipt (`encode(receipts[i])`): the receipts root's
+    # leaves, made once.
+    encoded_receipts: list[bytes] = field(default_factory=list)
 
 
 class _GasBudget:
@@ -146,6 +152,31 @@ def _own_args(args: list[Any]) -> list[Any]:
     return list(args)
 
 
+def _invalid_reason(config: ChannelConfig, height: int, tx: Transaction, shape_checked: bool) -> str | None:
+    """Why `tx` does not belong in a block at `height` under `config` (before the duplicate
+    and identity checks), or None."""
+    if tx.chain_id != config.chain_id:
+        return "wrong chain_id"
+    if tx.channel != config.channel:
+        return "wrong channel"
+    if not shape_checked:
+        try:
+            tx.validate_shape()
+        except CodecError as exc:
+            return f"malformed transaction: {exc}"
+    if tx.expiry_height and tx.expiry_height < height:
+        return f"expired: expiry_height {tx.expiry_height} < height {height}"
+    return None
+
+
+def _identity(validator: IdentityValidator, cert_der: bytes, at_ms: int) -> Caller | str:
+    """The caller `cert_der` proves at `at_ms`, or why it is invalid."""
+    try:
+        return validator.validate(cert_der, at_ms).caller
+    except IdentityError as exc:
+        return f"invalid identity: {exc.code}"
+
+
 class _Failed(Exception):
     """A call that fails before any contract code runs (unknown contract or method)."""
 
@@ -154,14 +185,26 @@ class Executor:
     """Runs blocks and queries. Holds only caches, so one instance serves every fork."""
 
     def __init__(
-        self, validator_factory: ValidatorFactory, compiled_cache_max: int = COMPILED_CACHE_MAX
+        self,
+        validator_factory: ValidatorFactory,
+        compiled_cache_max: int = COMPILED_CACHE_MAX,
+        direct_paths: bool = True,
     ) -> None:
+        """`direct_paths=False` runs every transaction as a call, never through a system
+        contract's direct path (`NativeContract.direct_paths`): the reference those paths
+        are tested against."""
         self._validator_factory = validator_factory
         self._validators: OrderedDict[bytes, IdentityValidator] = OrderedDict()
         self._compiled: OrderedDict[bytes, Invocable] = OrderedDict()
         self._compiled_max = max(1, compiled_cache_max)
         self._system: dict[str, NativeContract] = system_contracts()
+        self._direct: dict[tuple[str, str], DirectPath] = {}
+        if direct_paths:
+            for name, native in self._system.items():
+                for method, path in native.direct_paths().items():
+                    self._direct[(name, method)] = path
         self._evm: Evm | None = None
+        self._last_validator: tuple[ChannelConfig, IdentityValidator] | None = None
 
     # -- the block rule ----------------------------------------------------------------------
 
@@ -183,8 +226,12 @@ class Executor:
         block = Overlay(state)
         start_config = config
         validator = self._validator(config)
+        # Signer certificate -> its caller, or why it is invalid, under `validator` at this
+        # block's time: a block holds many transactions of few signers.
+        identities: dict[bytes, Caller | str] = {}
         seen: set[bytes] = set()
         receipts: list[Receipt] = []
+        encoded: list[bytes] = []
         writes: list[Write] = []
         eth_gas = _GasBudget(block_gas_limit(start_config), tx_gas_limit(start_config))
         eth_senders: set[bytes] = set()
@@ -197,57 +244,54 @@ class Executor:
                     block, config, height, timestamp_ms, index, tx, duplicate, eth_gas
                 )
                 receipts.append(receipt)
+                encoded.append(encode(receipt))
                 writes.extend(tx_writes)
                 continue
-            reason = self._invalid_reason(config, height, tx_id, tx, shape_checked, seen, is_committed)
-            seen.add(tx_id)
+            reason = _invalid_reason(config, height, tx, shape_checked)
             if reason is None:
-                try:
-                    caller = validator.validate(tx.signer, timestamp_ms).caller
-                except IdentityError as exc:
-                    reason = f"invalid identity: {exc.code}"
+                if tx_id in seen:
+                    reason = "duplicate transaction in block"
+                elif is_committed(tx_id):
+                    reason = "duplicate transaction: already committed"
+                else:
+                    identity = identities.get(tx.signer)
+                    if identity is None:
+                        identity = identities[tx.signer] = _identity(validator, tx.signer, timestamp_ms)
+                    if isinstance(identity, str):
+                        reason = identity
+                    else:
+                        caller = identity
+            seen.add(tx_id)
             if reason is not None:
-                receipts.append(Receipt(tx_id, STATUS_INVALID, reason, [], 0))
+                receipt = Receipt(tx_id, STATUS_INVALID, reason, [], 0)
+                receipts.append(receipt)
+                encoded.append(encode(receipt))
                 continue
-            receipt, tx_writes = self._execute_tx(
-                block, config, height, timestamp_ms, index, tx_id, tx, caller
-            )
+            # A system contract's direct path, when it has one and the transaction takes it;
+            # otherwise the call, in a transaction overlay with a step meter.
+            direct = self._direct.get((tx.contract, tx.method))
+            done = None if direct is None else direct(block, caller, tx.args, config.tx_steps_max)
+            if done is not None:
+                events, steps, result, changes = done
+                receipt = Receipt(tx_id, STATUS_OK, "", events, steps, result)
+                tx_writes = block.put_writes(changes, index)
+            else:
+                receipt, tx_writes = self._execute_tx(
+                    block, config, height, timestamp_ms, index, tx_id, tx, caller
+                )
             receipts.append(receipt)
+            encoded.append(encode(receipt))
             if tx_writes:
                 writes.extend(tx_writes)
-                if any(w.key == CONFIG_KEY for w in tx_writes):
-                    config = config_from_state(block)
-                    validator = self._validator(config)
+                for write in tx_writes:
+                    if write.key == CONFIG_KEY:
+                        config = config_from_state(block)
+                        validator = self._validator(config)
+                        identities = {}
+                        break
         return BlockOutcome(
-            receipts, writes, config, config != start_config, block, tuple(sorted(eth_senders))
+            receipts, writes, config, config != start_config, block, tuple(sorted(eth_senders)), encoded
         )
-
-    def _invalid_reason(
-        self,
-        config: ChannelConfig,
-        height: int,
-        tx_id: bytes,
-        tx: Transaction,
-        shape_checked: bool,
-        seen: set[bytes],
-        is_committed: Callable[[bytes], bool],
-    ) -> str | None:
-        if tx.chain_id != config.chain_id:
-            return "wrong chain_id"
-        if tx.channel != config.channel:
-            return "wrong channel"
-        if not shape_checked:
-            try:
-                tx.validate_shape()
-            except CodecError as exc:
-                return f"malformed transaction: {exc}"
-        if tx.expiry_height and tx.expiry_height < height:
-            return f"expired: expiry_height {tx.expiry_height} < height {height}"
-        if tx_id in seen:
-            return "duplicate transaction in block"
-        if is_committed(tx_id):
-            return "duplicate transaction: already committed"
-        return None
 
     def _execute_tx(
         self,
@@ -262,15 +306,7 @@ class Executor:
     ) -> tuple[Receipt, list[Write]]:
         meter = Meter(config.tx_steps_max)
         overlay = block.child()
-        env = TxEnv(
-            caller=caller,
-            channel=config.channel,
-            height=height,
-            timestamp_ms=timestamp_ms,
-            tx_id=tx_id,
-            meter=meter,
-            runtime=self,
-        )
+        env = TxEnv(caller, config.channel, height, timestamp_ms, tx_id, meter, self)
         try:
             result = self._call(env, overlay, tx.contract, tx.method, _own_args(tx.args))
         except OutOfSteps:
@@ -284,8 +320,7 @@ class Executor:
         except _Failed as exc:
             error = str(exc)
         else:
-            tx_writes = [Write(key, value, index) for key, value in overlay.writes()]
-            overlay.merge_into_parent()
+            tx_writes = overlay.merge_writes(index)
             return Receipt(tx_id, STATUS_OK, "", env.events, meter.used, result), tx_writes
         overlay.discard()
         return Receipt(tx_id, STATUS_FAILED, error, [], meter.used), []
@@ -480,6 +515,16 @@ class Executor:
 
     def _validator(self, config: ChannelConfig) -> IdentityValidator:
         """Raises IdentityError if the config's CAs or CRLs are unusable."""
+        last = self._last_validator
+        if last is not None and last[0] is config:
+            # Hashing a config (certificates and all) costs more than a small block: blocks
+            # pass the very config object the previous block left, which is never mutated.
+            return last[1]
+        validator = self._validator_for(config)
+        self._last_validator = (config, validator)
+        return validator
+
+    def _validator_for(self, config: ChannelConfig) -> IdentityValidator:
         digest = config.hash
         validator = self._validators.get(digest)
         if validator is None:

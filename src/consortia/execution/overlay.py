@@ -15,9 +15,12 @@ from bisect import bisect_left
 from collections.abc import Iterator
 
 from consortia.execution.errors import OverlayClosed
-from consortia.ledger.interface import StateReader
+from consortia.ledger.interface import StateReader, Write
 
 _MISSING = object()
+# Write(...) runs the named tuple's Python-level constructor; this builds the same tuple
+# (a transfer makes two per transaction).
+_new_tuple = tuple.__new__
 
 
 class Overlay:
@@ -37,13 +40,21 @@ class Overlay:
         return self._base
 
     def get(self, key: bytes) -> bytes | None:
-        """Raises OverlayClosed after merge_into_parent or discard."""
-        if self._closed:
-            raise OverlayClosed("overlay used after merge or discard")
-        value = self._writes.get(key, _MISSING)
-        if value is _MISSING:
-            return self._base.get(key)
-        return value  # type: ignore[return-value]
+        """Raises OverlayClosed after merge_into_parent or discard (of this overlay or one
+        it reads through)."""
+        # A loop rather than a call per layer: a transaction's read falls through its own
+        # overlay and the block's before it reaches the committed state.
+        layer = self
+        while True:
+            if layer._closed:
+                raise OverlayClosed("overlay used after merge or discard")
+            value = layer._writes.get(key, _MISSING)
+            if value is not _MISSING:
+                return value  # type: ignore[return-value]
+            parent = layer._parent
+            if parent is None:
+                return layer._base.get(key)
+            layer = parent
 
     def put(self, key: bytes, value: bytes) -> None:
         """Raises OverlayClosed after merge_into_parent or discard."""
@@ -101,11 +112,35 @@ class Overlay:
             raise OverlayClosed("only an open child overlay can merge into its parent")
         if parent._closed:
             raise OverlayClosed("parent overlay is closed")
-        pw = parent._writes
-        if parent._sorted is not None and any(k not in pw for k in self._writes):
+        pw, mine = parent._writes, self._writes
+        if parent._sorted is not None and not mine.keys() <= pw.keys():
             parent._sorted = None
-        pw.update(self._writes)
+        pw.update(mine)
         self._close()
+
+    def merge_writes(self, tx_index: int) -> list[Write]:
+        """`merge_into_parent`, returning this overlay's writes as those of transaction
+        `tx_index` of a block, sorted by key. Raises OverlayClosed as merge_into_parent."""
+        items = sorted(self._writes.items())  # keys are unique: values are never compared
+        self.merge_into_parent()
+        out = []
+        for key, value in items:  # a loop, not a comprehension: no function per call
+            out.append(_new_tuple(Write, (key, value, tx_index)))
+        return out
+
+    def put_writes(self, changes: list[tuple[bytes, bytes]], tx_index: int) -> list[Write]:
+        """Put `changes` (key, value), sorted by key, as the writes of transaction `tx_index`
+        of a block, and return them as its Writes. Raises OverlayClosed."""
+        if self._closed:
+            raise OverlayClosed("overlay used after merge or discard")
+        writes = self._writes
+        out = []
+        for key, value in changes:
+            if key not in writes:
+                self._sorted = None
+            writes[key] = value
+            out.append(_new_tuple(Write, (key, value, tx_index)))
+        return out
 
     def discard(self) -> None:
         """Drop every write of this overlay and close it."""

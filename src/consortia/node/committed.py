@@ -19,6 +19,7 @@ transaction in the mempool, which forgets it only after this set has learnt it.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -26,9 +27,22 @@ RECENT_MAX = 65_536
 BLOOM_FIRST_CAPACITY = 1 << 20  # ids per filter layer before the next (twice as large) starts
 BLOOM_BITS_PER_ID = 32  # with 2 probes: ~0.4% false positives per layer, 4 MiB per million ids
 
+# The two probe positions are read straight from an id's first 8 bytes: ids are hashes, so
+# those bytes are already uniformly spread, and they are all the ledger's tx index keeps
+# (`Ledger.tx_ids` yields them), so an id learnt from the index at start-up and the same id
+# asked about later probe the same bits. They are the same in every process.
+_PROBES = struct.Struct("<II")
+
+
+def _probes(tx_id: bytes) -> tuple[int, int]:
+    try:
+        return _PROBES.unpack_from(tx_id)
+    except struct.error:  # shorter than 8 bytes: never a real id, but answer all the same
+        return _PROBES.unpack(tx_id.ljust(_PROBES.size, b"\x00"))
+
 
 class _BloomLayer:
-    """A fixed-size, two-probe Bloom filter over 64-bit keys (see `CommittedTxIds`)."""
+    """A fixed-size, two-probe Bloom filter (see `CommittedTxIds`)."""
 
     __slots__ = ("bits", "capacity", "count", "mask")
 
@@ -39,11 +53,11 @@ class _BloomLayer:
         self.capacity = capacity
         self.count = 0
 
-    def add(self, key: int) -> None:
+    def add(self, first: int, second: int) -> None:
         bits, mask = self.bits, self.mask
-        pos = key & mask
+        pos = first & mask
         bits[pos >> 3] |= 1 << (pos & 7)
-        pos = (key >> 32) & mask
+        pos = second & mask
         bits[pos >> 3] |= 1 << (pos & 7)
         self.count += 1
 
@@ -74,15 +88,15 @@ class CommittedTxIds:
     def __contains__(self, tx_id: bytes) -> bool:
         if tx_id in self._recent:
             return True
-        # The probe positions come from Python's hash of the id, which the lookup above has
-        # just computed and cached on the bytes object. It differs between processes, which
-        # is harmless: the filter lives in memory and only decides whether to ask the ledger.
-        key = hash(tx_id)
+        try:
+            first, second = _PROBES.unpack_from(tx_id)  # inlined `_probes`
+        except struct.error:
+            first, second = _probes(tx_id)
         for layer in self._layers:  # inlined: this runs for every transaction
             bits, mask = layer.bits, layer.mask
-            pos = key & mask
+            pos = first & mask
             if (bits[pos >> 3] >> (pos & 7)) & 1:
-                pos = (key >> 32) & mask
+                pos = second & mask
                 if (bits[pos >> 3] >> (pos & 7)) & 1:
                     self.ledger_lookups += 1
                     return self._lookup(tx_id)
@@ -102,7 +116,7 @@ class CommittedTxIds:
         if layer.count >= layer.capacity:
             layer = _BloomLayer(layer.capacity * 2)
             self._layers.append(layer)
-        layer.add(hash(tx_id))
+        layer.add(*_probes(tx_id))
 
     @property
     def filter_bytes(self) -> int:

@@ -119,13 +119,18 @@ class Block(msgspec.Struct, array_like=True, frozen=True):
         return self.header.hash
 
 
-class Event(msgspec.Struct, array_like=True, frozen=True):
+# Events and receipts hold plain data only, so they can never be part of a reference cycle:
+# the garbage collector need not track them (gc=False), and a block makes one or more of
+# each per transaction.
+
+
+class Event(msgspec.Struct, array_like=True, frozen=True, gc=False):
     contract: str
     name: str
     payload: Any
 
 
-class Receipt(msgspec.Struct, array_like=True, frozen=True):
+class Receipt(msgspec.Struct, array_like=True, frozen=True, gc=False):
     tx_id: bytes
     status: int  # STATUS_OK or a failure code
     error: str

@@ -8,13 +8,21 @@ from typing import Any, ClassVar, TypeVar
 
 from consortia.execution.context import Context, StepMeter
 from consortia.execution.contract import ContractError
+from consortia.execution.overlay import Overlay
 from consortia.identity.policy import satisfies
-from consortia.types import Caller, ChannelConfig, Policy
+from consortia.types import Caller, ChannelConfig, Event, Policy
 
 STEPS_NATIVE_CALL = 20
 ACCOUNT_CHARS_MAX = 200
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# What a direct path gives for a transaction that succeeds: its events, steps and result,
+# and its writes (key, value) sorted by key.
+Direct = tuple[list[Event], int, Any, list[tuple[bytes, bytes]]]
+# A direct path: (block state, signer, the transaction's args, its step limit) -> Direct, or
+# None when the transaction must run as a call (see NativeContract.direct_paths).
+DirectPath = Callable[[Overlay, Caller, list[Any], int], Direct | None]
 
 
 def method(*, view: bool = False) -> Callable[[F], F]:
@@ -53,6 +61,18 @@ class NativeContract:
             raise ContractError(f"{self.name}.{method} takes {arity} arguments, got {len(args)}")
         meter.charge(STEPS_NATIVE_CALL)
         return fn(ctx, *args)
+
+    def direct_paths(self) -> dict[str, DirectPath]:
+        """Methods that a transaction calling them directly may run without a context.
+
+        A direct path computes, from the state before the transaction, exactly what the
+        call would give (events, steps including the call's own, result, writes), but only
+        for a transaction that succeeds plainly; for anything else (bad arguments, a failure,
+        running out of steps, unusual types) it returns None, having written nothing, and
+        the executor runs the call as usual. Hot methods only: each is a second
+        implementation that must agree with the method byte for byte.
+        """
+        return {}
 
 
 def require_admin(ctx: Context, what: str) -> None:
