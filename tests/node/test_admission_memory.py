@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from concurrent.futures import Future
 from pathlib import Path
 
 import msgspec
@@ -179,7 +180,7 @@ def test_batch_submission_and_blocks_reuse_admission_checks(crypto_dir: Path, tm
         verifier.close()
 
 
-def test_signature_batcher_verifies_one_batch_as_one_job() -> None:
+def test_signature_batcher_joins_the_requests_of_one_loop_turn() -> None:
     from consortia.crypto import ED25519
     from consortia.node.admission import SignatureBatcher
 
@@ -187,16 +188,31 @@ def test_signature_batcher_verifies_one_batch_as_one_job() -> None:
     jobs = [VerifyJob("ed25519", key.public_key, bytes([i]), key.sign(bytes([i]))) for i in range(100)]
     jobs[7] = jobs[7]._replace(signature=bytes(64))
 
-    async def main() -> tuple[list[bool], list[bool]]:
-        verifier = BatchVerifier(workers=2)
+    class Recording(BatchVerifier):
+        def __init__(self) -> None:
+            super().__init__(workers=2)
+            self.sizes: list[int] = []
+
+        def submit(self, jobs: list[VerifyJob]) -> list[Future[list[bool]]]:
+            self.sizes.append(len(jobs))
+            return super().submit(jobs)
+
+    async def main() -> tuple[list[bool], list[list[bool]], list[int]]:
+        verifier = Recording()
         try:
-            batcher = SignatureBatcher(verifier)
-            many = await batcher.verify_many(jobs)
-            singles = await asyncio.gather(*(batcher.verify(j) for j in jobs[:10]))
-            return many, list(singles)
+            batcher = SignatureBatcher(verifier, group_jobs_max=64)
+            alone = await batcher.verify_many(jobs)  # larger than a group: never split
+            together = await asyncio.gather(
+                batcher.verify_many(jobs[:10]),
+                batcher.verify_many(jobs[10:20]),
+                batcher.verify_many([]),
+                batcher.verify_many(jobs[20:90]),  # would make the group too large: the next one
+            )
+            return alone, list(together), verifier.sizes
         finally:
             verifier.close()
 
-    many, singles = asyncio.run(main())
-    assert many == [i != 7 for i in range(100)]
-    assert singles == [i != 7 for i in range(10)]
+    alone, together, sizes = asyncio.run(main())
+    assert alone == [i != 7 for i in range(100)]
+    assert together == [[i != 7 for i in range(10)], [True] * 10, [], [True] * 70]
+    assert sizes == [100, 20, 70]  # the verifier split each job into chunks of its own

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class MempoolError(Exception):
@@ -84,8 +85,9 @@ class PoolLimits:
                 raise ValueError(f"mempool {name} must be positive")
 
 
-@dataclass(frozen=True)
-class PooledTx:
+class PooledTx(NamedTuple):
+    """One pooled transaction (a tuple: built for every admitted transaction)."""
+
     tx_id: bytes
     raw: bytes  # the encoded envelope, exactly as it will appear in a block
     sender: bytes  # hash of the signer's certificate, or an Ethereum sender's address
