@@ -227,3 +227,23 @@ def test_gossip_frames_of_one_loop_turn_are_admitted_together(tmp_path: Path) ->
     assert [len(c) for c in calls] == [5, GOSSIP_TXS_MAX - 4, GOSSIP_TXS_MAX]
     assert calls[0] == [b"a0", b"a1", b"b0", b"b1", b"b2"]
     assert calls[1][0] == b"c0" and calls[2][-1] == f"d{GOSSIP_TXS_MAX - 1}".encode()
+
+
+def test_a_block_committed_while_signatures_are_checked_is_asked_about(crypto: Path, tmp_path: Path) -> None:
+    async def body(h: Harness) -> None:
+        raw = h.sign(h.who("org1"), "token", "transfer", "org2/bob", 1).raw
+        tx_id = decode(raw, Envelope).tx_id
+        node = h.node
+        verify_many = node._batcher.verify_many
+
+        def meanwhile(jobs: list[Any]) -> asyncio.Future[list[bool]]:
+            node.committed.add_committed([tx_id])  # what the commit thread does
+            node.stats.blocks += 1  # then `_after_commit`, on the loop
+            return verify_many(jobs)
+
+        node._batcher.verify_many = meanwhile  # type: ignore[method-assign]
+        [result] = await node.submit_many([raw])
+        assert isinstance(result, AdmissionError) and result.code == "duplicate_transaction"
+        assert tx_id not in node.mempool
+
+    run_node(crypto, tmp_path / "n", body)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import NamedTuple
+
+import msgspec
 
 
 class MempoolError(Exception):
@@ -85,8 +86,10 @@ class PoolLimits:
                 raise ValueError(f"mempool {name} must be positive")
 
 
-class PooledTx(NamedTuple):
-    """One pooled transaction (a tuple: built for every admitted transaction)."""
+class PooledTx(msgspec.Struct, frozen=True, gc=False):
+    """One pooled transaction. A struct, as it is built for every admitted transaction
+    (several times cheaper than a frozen dataclass); it holds no containers, so the
+    garbage collector need not track it."""
 
     tx_id: bytes
     raw: bytes  # the encoded envelope, exactly as it will appear in a block

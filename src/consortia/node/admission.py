@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import Future
-from typing import NamedTuple
+
+import msgspec
 
 from consortia.crypto import BatchVerifier, VerifyJob
 from consortia.types import CodecError, Envelope, Transaction, decode_envelope, tx_signing_bytes
@@ -43,8 +44,10 @@ class AdmissionError(Exception):
             self.code = code
 
 
-class Admitted(NamedTuple):
-    """A transaction that passed every check but its signature (a tuple: one per tx)."""
+class Admitted(msgspec.Struct, frozen=True, gc=False):
+    """A transaction that passed every check but its signature. A struct, as it is built
+    for every transaction; nothing it holds refers back to it, so the garbage collector
+    need not track it."""
 
     tx_id: bytes
     raw: bytes

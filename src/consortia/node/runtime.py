@@ -409,16 +409,21 @@ class Node:
         transaction its id or the AdmissionError that refused it, in order. All signatures
         are verified as one job; each transaction is admitted or refused exactly as if it
         were submitted alone, one after the other (`forwarded` as in `submit`)."""
+        blocks = self.stats.blocks
         checked, jobs = self._check_many(raws)
         verdicts = iter(await self._batcher.verify_many(jobs) if jobs else ())
         # Read after the wait: a block committed meanwhile may have changed the config.
         remember = len(self.config.consensus.validators) > 1
+        # Replays are asked about again if a block was committed meanwhile. (A block being
+        # committed right now needs no new question: its `_after_commit`, still to come,
+        # takes its ids out of the pool.)
+        recheck = self.stats.blocks != blocks
         out: list[bytes | AdmissionError] = []
         admitted: list[bytes] = []
         for item in checked:
             if isinstance(item, Admitted):
                 try:
-                    self._admit(item, item.job is None or next(verdicts), remember)
+                    self._admit(item, item.job is None or next(verdicts), recheck, remember)
                 except AdmissionError as exc:
                     item = exc
                 else:
@@ -508,16 +513,16 @@ class Node:
             )
         return Admitted(tx.hash, raw, tx, tx.sender, None, nonce)
 
-    def _admit(self, admitted: Admitted, signature_ok: bool, remember: bool) -> None:
-        """Pool a checked transaction; `remember`: record its checks for blocks that hold it."""
+    def _admit(self, admitted: Admitted, signature_ok: bool, recheck: bool, remember: bool) -> None:
+        """Pool a checked transaction. `recheck`: ask again whether it was committed (e.g.
+        through a peer's block while its signature was checked); `remember`: record its
+        checks for the blocks that will hold it. The pool refuses an id it holds."""
         if not signature_ok:
             raise AdmissionError(
                 "signature does not verify against the signer's certificate", "bad_signature"
             )
         tx_id = admitted.tx_id
-        # Asked again: the same id may have been committed (through a peer's block) while
-        # its signature was being checked, or admitted (the pool refuses it then).
-        if tx_id in self.committed:
+        if recheck and tx_id in self.committed:
             raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
         tx = admitted.tx
         if isinstance(tx, EthTransaction):
