@@ -200,19 +200,19 @@ def test_signature_batcher_joins_the_requests_of_one_loop_turn() -> None:
     async def main() -> tuple[list[bool], list[list[bool]], list[int]]:
         verifier = Recording()
         try:
-            batcher = SignatureBatcher(verifier, group_jobs_max=64)
-            alone = await batcher.verify_many(jobs)  # larger than a group: never split
-            together = await asyncio.gather(
-                batcher.verify_many(jobs[:10]),
-                batcher.verify_many(jobs[10:20]),
-                batcher.verify_many([]),
-                batcher.verify_many(jobs[20:90]),  # would make the group too large: the next one
-            )
-            return alone, list(together), verifier.sizes
+            batcher = SignatureBatcher(verifier, flush_jobs=64)
+            alone = await batcher.verify_many(jobs)  # large enough to start at once
+            small = batcher.verify_many(jobs[:10]), batcher.verify_many(jobs[10:20]), batcher.verify_many([])
+            assert verifier.sizes == [100]  # the small ones wait for the end of the turn
+            together = list(await asyncio.gather(*small))
+            grown = batcher.verify_many(jobs[20:30]), batcher.verify_many(jobs[30:90])
+            assert verifier.sizes == [100, 20, 70]  # the second made it large enough to start
+            together += await asyncio.gather(*grown)
+            return alone, together, verifier.sizes
         finally:
             verifier.close()
 
     alone, together, sizes = asyncio.run(main())
     assert alone == [i != 7 for i in range(100)]
-    assert together == [[i != 7 for i in range(10)], [True] * 10, [], [True] * 70]
-    assert sizes == [100, 20, 70]  # the verifier split each job into chunks of its own
+    assert together == [[i != 7 for i in range(10)], [True] * 10, [], [True] * 10, [True] * 60]
+    assert sizes == [100, 20, 70]  # nothing more started at the end of the last turn

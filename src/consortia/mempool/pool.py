@@ -180,14 +180,15 @@ class Mempool:
         MempoolFull, SenderLimit, and for Ethereum transactions NonceTooLow, NonceTaken,
         NonceGapTooLarge, AccountQueueFull; on error the pool is unchanged.
         """
-        dropped: list[bytes] = []
-        if tx.tx_id in self._txs:
+        txs, limits, tx_id, size = self._txs, self.limits, tx.tx_id, len(tx.raw)
+        if tx_id in txs:
             raise DuplicateTransaction("transaction already pending")
-        if len(self._txs) >= self.limits.txs_max or self._bytes + len(tx.raw) > self.limits.bytes_max:
+        if len(txs) >= limits.txs_max or self._bytes + size > limits.bytes_max:
             raise MempoolFull("transaction pool is full; retry later")
         count = self._per_sender.get(tx.sender, 0)
-        if count >= self.limits.per_sender_txs_max:
+        if count >= limits.per_sender_txs_max:
             raise SenderLimit(f"sender has {count} pending transactions (limit reached)")
+        dropped: list[bytes] = []
         if tx.eth_nonce is not None:
             known = self._eth.get(tx.sender)
             committed = account_nonce if known is None else max(account_nonce, known.base)
@@ -199,8 +200,8 @@ class Mempool:
             account.nonces[tx.eth_nonce] = tx.tx_id
             account.advance()
             self._queued += account.queued - before
-        self._txs[tx.tx_id] = tx
-        self._bytes += len(tx.raw)
+        txs[tx_id] = tx
+        self._bytes += size
         self._per_sender[tx.sender] = count + 1
         return dropped
 

@@ -3,9 +3,9 @@
 Format, chain and channel, certificate (chains to a member CA, valid now, not revoked),
 replay (never committed, not already pending), then the signature. A batch (one API
 request, or the gossip that arrived in one event-loop turn) is checked with one clock
-reading and validates each distinct certificate once. The signatures of every batch and
-single request made in one event-loop turn go to the verifier's threads together, and
-come back to the loop in one wake-up.
+reading and validates each distinct certificate once. Signatures go to the verifier's
+threads a batch at a time (small requests of one event-loop turn together), and each
+batch's results come back to the loop in one wake-up.
 
 Ethereum transactions (told apart by their first byte, `types.eth.tx_kind`) are checked
 while decoding: canonical RLP, the channel's EIP-155 chain id, a low-s signature from which
@@ -27,10 +27,9 @@ from consortia.crypto import BatchVerifier, VerifyJob
 from consortia.types import CodecError, Envelope, Transaction, decode_envelope, tx_signing_bytes
 from consortia.types.eth import EthTransaction, EthTxError, decode_eth_transaction
 
-# Signature checks handed to the verifier in one piece, at most (one caller's batch is never
-# split): a burst of gossip is verified, and admitted, a group at a time rather than all at
-# the end.
-GROUP_JOBS_MAX = 4096
+# Signature checks worth a hand-off to the verifier's threads on their own: smaller requests
+# wait for the end of the event-loop turn to go together (each hand-off wakes threads).
+FLUSH_JOBS = 128
 
 
 class AdmissionError(Exception):
@@ -79,14 +78,15 @@ def parse_eth_transaction(raw: bytes, chain_id: int) -> EthTransaction:
 class SignatureBatcher:
     """Verifies signatures on the verifier's threads while the event loop goes on.
 
-    Every `verify_many` call made in one event-loop turn joins one verifier job (up to
-    `group_jobs_max` signatures a job). However many chunks the verifier splits a job into,
-    its results reach the loop in one wake-up, when the last chunk is done.
+    Requests made in one event-loop turn join one verifier job, which starts at the end of
+    the turn, or at once when it holds `flush_jobs` signatures (so the threads need not wait
+    for the rest of the turn). However many chunks the verifier splits a job into, its
+    results reach the loop in one wake-up, when the last chunk is done.
     """
 
-    def __init__(self, verifier: BatchVerifier, group_jobs_max: int = GROUP_JOBS_MAX) -> None:
+    def __init__(self, verifier: BatchVerifier, flush_jobs: int = FLUSH_JOBS) -> None:
         self._verifier = verifier
-        self._group_jobs_max = max(1, group_jobs_max)
+        self._flush_jobs = max(1, flush_jobs)
         self._jobs: list[VerifyJob] = []
         self._waiters: list[tuple[asyncio.Future[list[bool]], int]] = []
         self._scheduled = False
@@ -100,23 +100,22 @@ class SignatureBatcher:
             return fut
         self._jobs.extend(jobs)
         self._waiters.append((fut, len(jobs)))
-        if not self._scheduled:
+        if len(self._jobs) >= self._flush_jobs:
+            self._flush(loop)
+        elif not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush, loop)
+            loop.call_soon(self._flush_scheduled, loop)
         return fut
+
+    def _flush_scheduled(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._scheduled = False
+        if self._jobs:  # else flushed already, when it grew large enough
+            self._flush(loop)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         jobs, waiters = self._jobs, self._waiters
-        self._jobs, self._waiters, self._scheduled = [], [], False
-        start = count = 0
-        group: list[tuple[asyncio.Future[list[bool]], int]] = []
-        for waiter in waiters:
-            if count and count + waiter[1] > self._group_jobs_max:
-                _Group(loop, self._verifier, jobs[start : start + count], group)
-                start, count, group = start + count, 0, []
-            group.append(waiter)
-            count += waiter[1]
-        _Group(loop, self._verifier, jobs if start == 0 else jobs[start:], group)
+        self._jobs, self._waiters = [], []
+        _Group(loop, self._verifier, jobs, waiters)
 
 
 class _Group:
