@@ -2,21 +2,23 @@
 
 Not a test (no timing assertions): run it to re-measure on a host, e.g.
 
-    PYTHONPATH=src:. python -m tests.node.bench_admission
+    PYTHONPATH=src:. python -m tests.node.bench_admission [--instant-verify]
 
 It builds the first validator of a 4-org Raft network in this process (not started: no
 engine, no peers), pre-signs token transfers from eight clients, and admits them through
 
-    submit_many   `Node.submit_many` with 500-transaction batches (the API batch's core)
-    gossip/N      `Peering`'s handler for transaction frames of N transactions, one frame
-                  per event-loop turn (the benchmark's 4 nodes gossip frames of ~40)
-    http/N        the ASGI app as uvicorn serves it, POST .../transactions/batch of N
+    submit_many/500  `Node.submit_many` with 500-transaction batches (the API batch's core)
+    gossip/N         `Peering`'s handler for transaction frames of N transactions, one frame
+                     per event-loop turn (in the 4-node benchmarks frames hold tens)
+    http/N           the ASGI app as uvicorn runs it (`cli.serve.uvicorn_config`), POST
+                     .../transactions/batch of N
 
-Each figure is the event-loop thread's CPU time (`time.thread_time`: the GIL-holding
-admission work, not the signature checks on the verifier's threads) per transaction, the
-median of several rounds; "all" is the whole process's CPU (verifier threads included).
+"loop thread" is the event-loop thread's CPU time per transaction (`time.thread_time`: the
+GIL-holding admission work, not the signature checks on the verifier's threads); "all
+threads" is the whole process's. Each is the median (and the minimum) over the rounds.
 Between rounds the pool forgets what it admitted, so every round admits the same
-transactions afresh.
+transactions afresh. `--instant-verify` answers signature checks at once: the loop's own
+work without the verifier threads competing for the cores, a steadier figure on a busy host.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import msgspec
 
 from consortia.api.app import create_app
 from consortia.cli.network_cmd import create_network
+from consortia.cli.serve import uvicorn_config
 from consortia.identity.wallet import load_signing_identity
 from consortia.node.admission import AdmissionError
 from consortia.node.config import load_config
@@ -105,17 +108,8 @@ async def via_gossip(peering: Peering, raws: list[bytes], size: int) -> None:
 
 
 def asgi_app(node: Node) -> Any:
-    """The application object uvicorn runs, wrapped as `cli.serve` configures uvicorn."""
-    import uvicorn
-
-    from consortia.cli import serve
-
-    app = create_app(node)
-    make_config = getattr(serve, "uvicorn_config", None)
-    if make_config is not None:
-        config = make_config(app, "127.0.0.1", 7050, 4 << 20)
-    else:
-        config = uvicorn.Config(app, host="127.0.0.1", port=7050, lifespan="off", http="httptools")
+    """The application object uvicorn runs, wrapped as the node process configures it."""
+    config = uvicorn_config(create_app(node), "127.0.0.1", 7050, 4 << 20)
     config.load()
     return config.loaded_app
 
@@ -174,9 +168,7 @@ async def measure(
 
 
 def instant_verifier(node: Node) -> None:
-    """Answer every signature check at once, as valid (the benchmark signs only valid
-    ones): measures the loop's own work without the verifier threads competing for the
-    host's cores, a steadier figure on a busy host."""
+    """Answer every signature check at once, as valid (the benchmark signs only valid ones)."""
 
     def submit(jobs: list[Any]) -> list[Future[list[bool]]]:
         done: Future[list[bool]] = Future()
