@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from concurrent.futures import Future
 from pathlib import Path
 
 import msgspec
@@ -179,7 +180,7 @@ def test_batch_submission_and_blocks_reuse_admission_checks(crypto_dir: Path, tm
         verifier.close()
 
 
-def test_signature_batcher_verifies_one_batch_as_one_job() -> None:
+def test_signature_batcher_joins_the_requests_of_one_loop_turn() -> None:
     from consortia.crypto import ED25519
     from consortia.node.admission import SignatureBatcher
 
@@ -187,16 +188,31 @@ def test_signature_batcher_verifies_one_batch_as_one_job() -> None:
     jobs = [VerifyJob("ed25519", key.public_key, bytes([i]), key.sign(bytes([i]))) for i in range(100)]
     jobs[7] = jobs[7]._replace(signature=bytes(64))
 
-    async def main() -> tuple[list[bool], list[bool]]:
-        verifier = BatchVerifier(workers=2)
+    class Recording(BatchVerifier):
+        def __init__(self) -> None:
+            super().__init__(workers=2)
+            self.sizes: list[int] = []
+
+        def submit(self, jobs: list[VerifyJob]) -> list[Future[list[bool]]]:
+            self.sizes.append(len(jobs))
+            return super().submit(jobs)
+
+    async def main() -> tuple[list[bool], list[list[bool]], list[int]]:
+        verifier = Recording()
         try:
-            batcher = SignatureBatcher(verifier)
-            many = await batcher.verify_many(jobs)
-            singles = await asyncio.gather(*(batcher.verify(j) for j in jobs[:10]))
-            return many, list(singles)
+            batcher = SignatureBatcher(verifier, flush_jobs=64)
+            alone = await batcher.verify_many(jobs)  # large enough to start at once
+            small = batcher.verify_many(jobs[:10]), batcher.verify_many(jobs[10:20]), batcher.verify_many([])
+            assert verifier.sizes == [100]  # the small ones wait for the end of the turn
+            together = list(await asyncio.gather(*small))
+            grown = batcher.verify_many(jobs[20:30]), batcher.verify_many(jobs[30:90])
+            assert verifier.sizes == [100, 20, 70]  # the second made it large enough to start
+            together += await asyncio.gather(*grown)
+            return alone, together, verifier.sizes
         finally:
             verifier.close()
 
-    many, singles = asyncio.run(main())
-    assert many == [i != 7 for i in range(100)]
-    assert singles == [i != 7 for i in range(10)]
+    alone, together, sizes = asyncio.run(main())
+    assert alone == [i != 7 for i in range(100)]
+    assert together == [[i != 7 for i in range(10)], [True] * 10, [], [True] * 10, [True] * 60]
+    assert sizes == [100, 20, 70]  # nothing more started at the end of the last turn

@@ -99,3 +99,39 @@ def test_header_hash_commits_to_every_field() -> None:
     for field in ("height", "timestamp_ms", "tx_count"):
         assert msgspec.structs.replace(h, **{field: 99}).hash != h.hash
     assert msgspec.structs.replace(h, state_root=b"x" * 32).hash != h.hash
+
+
+def _shape_error(check: Any) -> str | None:
+    try:
+        check()
+    except CodecError as exc:
+        return str(exc)
+    return None
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+odd_values: st.SearchStrategy[Any] = st.recursive(
+    values
+    | st.floats(allow_nan=False)
+    | st.integers(-(2**66), 2**66)
+    | st.sampled_from([2**64 - 1, 2**64, -(2**63), -(2**63) - 1, _nested(31), _nested(32), _nested(33)]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.integers(0, 3) | st.text(max_size=3), inner)
+    ),
+    max_leaves=8,
+)
+
+
+@given(st.lists(odd_values, max_size=6))
+def test_shape_check_of_arguments_is_the_value_check(args: list[Any]) -> None:
+    """validate_shape's inline argument check answers exactly as check_value(args)."""
+    from consortia.types import check_value
+
+    tx = make_tx(args)
+    assert _shape_error(tx.validate_shape) == _shape_error(lambda: check_value(args))

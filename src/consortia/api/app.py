@@ -11,7 +11,7 @@ import asyncio
 import base64
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -103,6 +103,32 @@ class TokenBucket:
         return True
 
 
+BATCH_PATH = re.compile(r"/v1/channels/([^/]+)/transactions/batch")
+BatchHandler = Callable[[str, Scope, Receive, Send], Awaitable[None]]
+
+
+class NodeApi(FastAPI):
+    """The node's FastAPI app, but the batch submission (the high-volume path) is served
+    before FastAPI's middleware, routing, dependency resolution and response validation.
+    The FastAPI route of the same URL documents it in the OpenAPI description (and answers
+    a request with a query string, which this path leaves to it)."""
+
+    serve_batch: BatchHandler | None = None  # (channel, scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.serve_batch is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and not scope.get("query_string")
+        ):
+            match = BATCH_PATH.fullmatch(scope["path"])
+            if match is not None:
+                await self.serve_batch(match.group(1), scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     node: Node,
     body_bytes_max: int = 4 << 20,
@@ -113,7 +139,7 @@ def create_app(
 ) -> FastAPI:
     # No OpenTelemetry: FastAPI would otherwise look up the global providers (reading the
     # environment) on every request, a measurable share of a node's CPU under load.
-    app = FastAPI(
+    app = NodeApi(
         title="consortia node API",
         version=__version__,
         docs_url="/docs",
@@ -131,16 +157,33 @@ def create_app(
     )
     m_requests = Counter("consortia_http_requests", "HTTP requests", ["status"], registry=registry)
 
-    batch_path = re.compile(r"/v1/channels/([^/]+)/transactions/batch")
+    requests_by_status: dict[int, Any] = {}  # the counter's child per status, looked up once
+
+    def count_request(status: int) -> None:
+        child = requests_by_status.get(status)
+        if child is None:
+            child = requests_by_status[status] = m_requests.labels(str(status))
+        child.inc()
+
+    def refusal(scope: Scope) -> tuple[int, bytes] | None:
+        """The rate and declared body-size limits: (status, body) of the refusal, if any."""
+        client = scope.get("client")
+        if not bucket.allow(client[0] if client else "unknown"):
+            return 429, _error_body("rate_limited", "too many requests; slow down")
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > body_bytes_max):
+            return 413, _error_body("body_too_large", f"request body exceeds {body_bytes_max} bytes")
+        return None
+
+    async def reply(send: Send, status: int, body: bytes, content_type: bytes = b"application/json") -> None:
+        count_request(status)
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     class Limits:
         """Rate and body-size limits and the request counter, as plain ASGI (no per-request
-        task or body streaming of Starlette's BaseHTTPMiddleware).
-
-        It also serves the batch submission itself: the high-volume path skips routing,
-        dependency resolution and response validation. The FastAPI route of the same URL
-        documents it in the OpenAPI description (and answers a request that bypasses this).
-        """
+        task or body streaming of Starlette's BaseHTTPMiddleware)."""
 
         def __init__(self, inner: ASGIApp) -> None:
             self.inner = inner
@@ -149,44 +192,43 @@ def create_app(
             if scope["type"] != "http":
                 await self.inner(scope, receive, send)
                 return
-            client = scope.get("client")
-            if not bucket.allow(client[0] if client else "unknown"):
-                await self._reply(send, 429, _error_body("rate_limited", "too many requests; slow down"))
+            refused = refusal(scope)
+            if refused is not None:
+                await reply(send, *refused)
                 return
-            length = _header(scope, b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > body_bytes_max):
-                body = _error_body("body_too_large", f"request body exceeds {body_bytes_max} bytes")
-                await self._reply(send, 413, body)
-                return
-            if scope["method"] == "POST" and not scope.get("query_string"):
-                match = batch_path.fullmatch(scope["path"])
-                if match is not None:
-                    try:
-                        answer = await submit_batch_body(match.group(1), await _read_body(receive))
-                    except ApiError as exc:
-                        await self._reply(send, exc.status, _error_body(exc.code, exc.message))
-                        return
-                    await self._reply(send, 200, msgspec.json.encode(answer))
-                    return
-            status = "500"
+            status = 500
 
             async def counting_send(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
-                    status = str(message["status"])
+                    status = message["status"]
                 await send(message)
 
             try:
                 await self.inner(scope, receive, counting_send)
             finally:
-                m_requests.labels(status).inc()
+                count_request(status)
 
-        @staticmethod
-        async def _reply(send: Send, status: int, body: bytes) -> None:
-            m_requests.labels(str(status)).inc()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+    async def serve_batch(channel: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """The batch submission with the limits `Limits` applies. An unexpected error is
+        answered 500 and raised on to the server, as FastAPI's error middleware does."""
+        try:
+            refused = refusal(scope)
+            if refused is not None:
+                status, body = refused
+            else:
+                try:
+                    answer = await submit_batch_body(channel, await _read_body(receive))
+                except ApiError as exc:
+                    status, body = exc.status, _error_body(exc.code, exc.message)
+                else:
+                    status, body = 200, msgspec.json.encode(answer)
+        except Exception:
+            await reply(send, 500, b"Internal Server Error", b"text/plain; charset=utf-8")
+            raise
+        await reply(send, status, body)
+
+    app.serve_batch = serve_batch
 
     async def _read_body(receive: Receive) -> bytes:
         chunks: list[bytes] = []

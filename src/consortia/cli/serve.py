@@ -11,12 +11,31 @@ import signal
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from consortia.api.app import create_app
 from consortia.node.config import ConfigError, NodeConfig
 from consortia.node.main import build_node
 
 log = logging.getLogger("consortia.node")
+
+
+def uvicorn_config(app: ASGIApp, host: str, port: int, ws_max_size: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        http="httptools",  # C parser: h11 parses and frames in pure Python
+        timeout_graceful_shutdown=10,
+        ws_max_size=ws_max_size,
+        # Clients reach the node directly: the rate limit keys on the connecting address,
+        # which no X-Forwarded-For header may change, and no proxy-header layer runs per
+        # request. Nor does a Server header (it would only name the server software).
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 async def serve(cfg: NodeConfig) -> None:
@@ -28,18 +47,7 @@ async def serve(cfg: NodeConfig) -> None:
         rate_burst=cfg.api.rate_burst,
         wait_timeout_ms_max=cfg.api.wait_timeout_ms_max,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=cfg.api.host,
-            port=cfg.api.port,
-            log_level="warning",
-            lifespan="off",
-            http="httptools",  # C parser: h11 parses and frames in pure Python
-            timeout_graceful_shutdown=10,
-            ws_max_size=cfg.api.body_bytes_max,
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app, cfg.api.host, cfg.api.port, cfg.api.body_bytes_max))
     # uvicorn catches SIGINT/SIGTERM while serving and re-raises them once it has stopped;
     # a no-op handler lets that re-raise return here, so the ledger is closed cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):

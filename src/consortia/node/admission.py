@@ -1,9 +1,11 @@
 """Admission: everything a transaction must pass before it may enter the pool.
 
 Format, chain and channel, certificate (chains to a member CA, valid now, not revoked),
-replay (never committed, not already pending), then the signature. Signatures of all
-requests that arrive in one event-loop turn, or in one API batch, are verified together as
-one job for the verifier's threads.
+replay (never committed, not already pending), then the signature. A batch (one API
+request, or the gossip that arrived in one event-loop turn) is checked with one clock
+reading and validates each distinct certificate once. Signatures go to the verifier's
+threads a batch at a time (small requests of one event-loop turn together), and each
+batch's results come back to the loop in one wake-up.
 
 Ethereum transactions (told apart by their first byte, `types.eth.tx_kind`) are checked
 while decoding: canonical RLP, the channel's EIP-155 chain id, a low-s signature from which
@@ -16,13 +18,18 @@ account's committed nonce; the pool then refuses a nonce already pending for the
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import threading
+from concurrent.futures import Future
+
+import msgspec
 
 from consortia.crypto import BatchVerifier, VerifyJob
 from consortia.types import CodecError, Envelope, Transaction, decode_envelope, tx_signing_bytes
 from consortia.types.eth import EthTransaction, EthTxError, decode_eth_transaction
 
-ETH_SUITE = "secp256k1-eth"  # the sender is the address recovered from the signature
+# Signature checks worth a hand-off to the verifier's threads on their own: smaller requests
+# wait for the end of the event-loop turn to go together (each hand-off wakes threads).
+FLUSH_JOBS = 128
 
 
 class AdmissionError(Exception):
@@ -36,23 +43,17 @@ class AdmissionError(Exception):
             self.code = code
 
 
-@dataclass(frozen=True)
-class Admitted:
+class Admitted(msgspec.Struct, frozen=True, gc=False):
+    """A transaction that passed every check but its signature. A struct, as it is built
+    for every transaction; nothing it holds refers back to it, so the garbage collector
+    need not track it."""
+
     tx_id: bytes
     raw: bytes
-    envelope: Envelope | None  # None: an Ethereum transaction, its signature checked in decoding
     tx: Transaction | EthTransaction
     sender: bytes  # certificate hash, or the Ethereum address
-    suite: str
-    public_key: bytes
+    job: VerifyJob | None  # the signature check still to do; None: checked while decoding
     account_nonce: int = 0  # an Ethereum sender's committed nonce when admitted
-
-    def signature_job(self) -> VerifyJob | None:
-        """The signature check still to do (None: none, e.g. an Ethereum transaction)."""
-        env = self.envelope
-        if env is None:
-            return None
-        return signature_job(self.suite, self.public_key, self.tx_id, env.signature)
 
 
 def parse_envelope(raw: bytes) -> tuple[Envelope, Transaction]:
@@ -77,53 +78,100 @@ def parse_eth_transaction(raw: bytes, chain_id: int) -> EthTransaction:
 class SignatureBatcher:
     """Verifies signatures on the verifier's threads while the event loop goes on.
 
-    Single requests that arrive in one event-loop turn are verified together as one job;
-    `verify_many` hands a whole batch (e.g. one API batch request) over as one job.
+    Requests made in one event-loop turn join one verifier job, which starts at the end of
+    the turn, or at once when it holds `flush_jobs` signatures (so the threads need not wait
+    for the rest of the turn). However many chunks the verifier splits a job into, its
+    results reach the loop in one wake-up, when the last chunk is done.
     """
 
-    def __init__(self, verifier: BatchVerifier) -> None:
+    def __init__(self, verifier: BatchVerifier, flush_jobs: int = FLUSH_JOBS) -> None:
         self._verifier = verifier
+        self._flush_jobs = max(1, flush_jobs)
         self._jobs: list[VerifyJob] = []
-        self._futures: list[asyncio.Future[bool]] = []
+        self._waiters: list[tuple[asyncio.Future[list[bool]], int]] = []
         self._scheduled = False
 
-    def verify(self, job: VerifyJob) -> asyncio.Future[bool]:
+    def verify_many(self, jobs: list[VerifyJob]) -> asyncio.Future[list[bool]]:
+        """Verify `jobs` without blocking the loop; the future's result is in job order."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
-        self._jobs.append(job)
-        self._futures.append(fut)
-        if not self._scheduled:
+        fut: asyncio.Future[list[bool]] = loop.create_future()
+        if not jobs:
+            fut.set_result([])
+            return fut
+        self._jobs.extend(jobs)
+        self._waiters.append((fut, len(jobs)))
+        if len(self._jobs) >= self._flush_jobs:
+            self._flush(loop)
+        elif not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._flush_scheduled, loop)
         return fut
 
-    async def verify_many(self, jobs: list[VerifyJob]) -> list[bool]:
-        """Verify `jobs` (results in order) without blocking the loop."""
-        parts = self._verifier.submit(jobs)
-        if len(parts) == 1:
-            return await asyncio.wrap_future(parts[0])
+    def _flush_scheduled(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._scheduled = False
+        if self._jobs:  # else flushed already, when it grew large enough
+            self._flush(loop)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs, waiters = self._jobs, self._waiters
+        self._jobs, self._waiters = [], []
+        _Group(loop, self._verifier, jobs, waiters)
+
+
+class _Group:
+    """One verifier job and the callers waiting for their slices of its results."""
+
+    __slots__ = ("_left", "_lock", "_loop", "_parts", "_waiters")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        verifier: BatchVerifier,
+        jobs: list[VerifyJob],
+        waiters: list[tuple[asyncio.Future[list[bool]], int]],
+    ) -> None:
+        self._loop = loop
+        self._waiters = waiters
+        self._lock = threading.Lock()
+        try:
+            self._parts = verifier.submit(jobs)
+        except Exception as exc:  # pragma: no cover - verifier bug: fail loudly
+            self._parts = []
+            self._fail(exc)
+            return
+        self._left = len(self._parts)
+        for part in self._parts:
+            part.add_done_callback(self._part_done)
+
+    def _part_done(self, _: Future[list[bool]]) -> None:
+        # Runs on a verifier thread: only the last chunk to finish wakes the loop.
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            try:
+                self._loop.call_soon_threadsafe(self._settle)
+            except RuntimeError:  # the loop has closed: nobody waits any more
+                pass
+
+    def _settle(self) -> None:
         results: list[bool] = []
-        for part in await asyncio.gather(*(asyncio.wrap_future(p) for p in parts)):
-            results.extend(part)
-        return results
+        for part in self._parts:
+            exc = part.exception() if not part.cancelled() else None
+            if part.cancelled() or exc is not None:  # pragma: no cover - verifier bug: fail loudly
+                self._fail(exc or asyncio.CancelledError())
+                return
+            results.extend(part.result())
+        start = 0
+        for fut, count in self._waiters:
+            if not fut.done():  # a caller that went away is skipped
+                fut.set_result(results[start : start + count])
+            start += count
 
-    def _flush(self) -> None:
-        jobs, futures = self._jobs, self._futures
-        self._jobs, self._futures, self._scheduled = [], [], False
-        done = asyncio.ensure_future(self.verify_many(jobs))
-        done.add_done_callback(lambda d: _settle(futures, d))
-
-
-def _settle(futures: list[asyncio.Future[bool]], done: asyncio.Future[list[bool]]) -> None:
-    exc = None if done.cancelled() else done.exception()
-    if done.cancelled() or exc is not None:  # pragma: no cover - verifier bug: fail loudly
-        for fut in futures:
+    def _fail(self, exc: BaseException) -> None:
+        for fut, _ in self._waiters:
             if not fut.done():
-                fut.set_exception(exc or asyncio.CancelledError())
-        return
-    for fut, ok in zip(futures, done.result(), strict=True):
-        if not fut.done():
-            fut.set_result(ok)
+                fut.set_exception(exc)
 
 
 def signature_job(suite: str, public_key: bytes, tx_id: bytes, signature: bytes) -> VerifyJob:

@@ -56,6 +56,7 @@ class Peering:
         self._flush_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._admitting: set[asyncio.Future[None]] = set()
+        self._inbound: list[bytes] | None = None  # gossip waiting for its admitting task
 
     async def start(self) -> None:
         await self.net.start()
@@ -71,8 +72,8 @@ class Peering:
         await self.net.close()
 
     # ---- transaction gossip -------------------------------------------------------------
-    def _queue_gossip(self, raw: bytes) -> None:
-        self._gossip.append(raw)
+    def _queue_gossip(self, raws: list[bytes]) -> None:
+        self._gossip.extend(raws)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_gossip)
@@ -89,15 +90,23 @@ class Peering:
 
     def _on_txs(self, sender: str, payload: bytes) -> None:
         try:
-            raws = decode(payload, list[bytes])
+            raws = decode(payload, list[bytes])[:GOSSIP_TXS_MAX]
         except CodecError:
             log.warning("malformed tx gossip from %s", sender)
             return
-        task = asyncio.ensure_future(self._admit_forwarded(raws[:GOSSIP_TXS_MAX]))
-        self._admitting.add(task)
-        task.add_done_callback(self._admitting.discard)
+        # Frames that arrive before the admitting task starts (the same loop turn, usually
+        # one from each peer) join its batch, up to a frame's worth.
+        inbound = self._inbound
+        if inbound is None or len(inbound) + len(raws) > GOSSIP_TXS_MAX:
+            inbound = self._inbound = []
+            task = asyncio.ensure_future(self._admit_forwarded(inbound))
+            self._admitting.add(task)
+            task.add_done_callback(self._admitting.discard)
+        inbound.extend(raws)
 
     async def _admit_forwarded(self, raws: list[bytes]) -> None:
+        if self._inbound is raws:
+            self._inbound = None  # later frames start the next batch
         # Refusals (AdmissionError) are normal: every node forwards what it admitted, so
         # duplicates abound. Anything raised is a bug.
         try:

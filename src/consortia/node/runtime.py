@@ -35,19 +35,18 @@ from consortia.consensus import (
     Tick,
 )
 from consortia.consensus.registry import make_engine, message_types
-from consortia.crypto import BatchVerifier, sha256
+from consortia.crypto import BatchVerifier, VerifyJob, sha256
 from consortia.execution.evm.layout import read_account
 from consortia.execution.evm.outcome import block_gas_limit, tx_gas_limit
 from consortia.execution.evm.permissions import permitted_org
 from consortia.execution.executor import BlockOutcome, Executor, TxInput
 from consortia.execution.genesis import config_from_state
-from consortia.identity.msp import MSP, IdentityError
+from consortia.identity.msp import MSP, Identity, IdentityError
 from consortia.identity.policy import required_orgs
 from consortia.ledger.errors import LedgerError
 from consortia.ledger.store import Ledger
-from consortia.mempool import Mempool, MempoolError, PooledTx, PoolLimits
+from consortia.mempool import DuplicateTransaction, Mempool, MempoolError, PooledTx, PoolLimits
 from consortia.node.admission import (
-    ETH_SUITE,
     AdmissionError,
     Admitted,
     SignatureBatcher,
@@ -69,6 +68,7 @@ from consortia.types import (
     Transaction,
     decode,
     encode,
+    tx_signing_bytes,
 )
 from consortia.types.eth import EthTransaction, eth_chain_id_of, tx_kind
 
@@ -137,7 +137,8 @@ class Node:
         self.stats = NodeStats()
         self.engine_store = engine_store
         self.transport: Transport | None = None
-        self.on_admitted: Callable[[bytes], None] | None = None  # e.g. gossip to other validators
+        # Called with the envelopes each submission admitted, e.g. to gossip them to other validators.
+        self.on_admitted: Callable[[list[bytes]], None] | None = None
         self.on_config_changed: Callable[[ChannelConfig], None] | None = None  # e.g. re-dial peers
         self.halted: str | None = None  # why the node stopped producing (a bug or a bad block)
         self._seed = seed if seed is not None else int.from_bytes(sha256(name.encode())[:8], "big")
@@ -398,56 +399,69 @@ class Node:
         `forwarded` marks a transaction another validator already admitted and gossiped.
         Raises AdmissionError (with a machine-readable code); on error nothing is stored.
         """
-        try:
-            admitted = self._check(raw)
-            job = admitted.signature_job()
-            self._admit(admitted, job is None or await self._batcher.verify(job))
-        except AdmissionError as exc:
-            if not forwarded:
-                self.stats.rejected[exc.code] = self.stats.rejected.get(exc.code, 0) + 1
-            raise
-        self.stats.admitted += 1
-        if not forwarded and self.on_admitted is not None:
-            self.on_admitted(raw)
-        return admitted.tx_id
+        result = (await self.submit_many([raw], forwarded))[0]
+        if isinstance(result, AdmissionError):
+            raise result
+        return result
 
     async def submit_many(self, raws: list[bytes], forwarded: bool = False) -> list[bytes | AdmissionError]:
-        """Admit many encoded envelopes (one API batch request, or one peer's gossip): per
+        """Admit many encoded envelopes (one API batch request, or gossip from peers): per
         transaction its id or the AdmissionError that refused it, in order. All signatures
-        are verified as one job; each transaction is admitted or refused exactly as `submit`
-        would (`forwarded` as there)."""
-        checked: list[Admitted | AdmissionError] = []
-        jobs = []
-        for raw in raws:
-            try:
-                admitted = self._check(raw)
-            except AdmissionError as exc:
-                checked.append(exc)
-                continue
-            checked.append(admitted)
-            job = admitted.signature_job()
-            if job is not None:
-                jobs.append(job)
+        are verified as one job; each transaction is admitted or refused exactly as if it
+        were submitted alone, one after the other (`forwarded` as in `submit`)."""
+        blocks = self.stats.blocks
+        checked, jobs = self._check_many(raws)
         verdicts = iter(await self._batcher.verify_many(jobs) if jobs else ())
+        # Read after the wait: a block committed meanwhile may have changed the config.
+        remember = len(self.config.consensus.validators) > 1
+        # Replays are asked about again if a block was committed meanwhile. (A block being
+        # committed right now needs no new question: its `_after_commit`, still to come,
+        # takes its ids out of the pool.)
+        recheck = self.stats.blocks != blocks
         out: list[bytes | AdmissionError] = []
+        admitted: list[bytes] = []
         for item in checked:
             if isinstance(item, Admitted):
                 try:
-                    self._admit(item, item.envelope is None or next(verdicts))
+                    self._admit(item, item.job is None or next(verdicts), recheck, remember)
                 except AdmissionError as exc:
                     item = exc
                 else:
-                    self.stats.admitted += 1
-                    if not forwarded and self.on_admitted is not None:
-                        self.on_admitted(item.raw)
+                    admitted.append(item.raw)
                     out.append(item.tx_id)
                     continue
             if not forwarded:
                 self.stats.rejected[item.code] = self.stats.rejected.get(item.code, 0) + 1
             out.append(item)
+        self.stats.admitted += len(admitted)
+        if admitted and not forwarded and self.on_admitted is not None:
+            self.on_admitted(admitted)
         return out
 
-    def _check(self, raw: bytes) -> Admitted:
+    def _check_many(self, raws: list[bytes]) -> tuple[list[Admitted | AdmissionError], list[VerifyJob]]:
+        """Every check but the signature, and the signature checks still to do, in order.
+
+        One clock reading dates the whole batch, and each distinct certificate is
+        validated once: a batch usually holds many transactions of few signers.
+        """
+        now = self.clock_ms()
+        identities: dict[bytes, Identity | IdentityError] = {}
+        checked: list[Admitted | AdmissionError] = []
+        jobs: list[VerifyJob] = []
+        for raw in raws:
+            try:
+                admitted = self._check(raw, now, identities)
+            except AdmissionError as exc:
+                checked.append(exc)
+                continue
+            checked.append(admitted)
+            if admitted.job is not None:
+                jobs.append(admitted.job)
+        return checked, jobs
+
+    def _check(self, raw: bytes, now: int, identities: dict[bytes, Identity | IdentityError]) -> Admitted:
+        """`identities` holds the validation results of certificates met earlier in this
+        batch (validation is a pure function of the certificate, `now` and the config)."""
         try:
             kind = tx_kind(raw)
         except CodecError as exc:
@@ -462,16 +476,22 @@ class Node:
             )
         if tx.channel != cfg.channel:
             raise AdmissionError(f"unknown channel {tx.channel!r}", "wrong_channel")
-        try:
-            identity = self.msp.validate(tx.signer, self.clock_ms())
-        except IdentityError as exc:
-            raise AdmissionError(str(exc), exc.code) from exc
+        identity = identities.get(tx.signer)
+        if identity is None:
+            try:
+                identity = self.msp.validate(tx.signer, now)
+            except IdentityError as exc:
+                identity = exc
+            identities[tx.signer] = identity
+        if isinstance(identity, IdentityError):
+            raise AdmissionError(str(identity), identity.code) from identity
         if tx.expiry_height and tx.expiry_height <= self.ledger.height:
             raise AdmissionError(f"transaction expired at height {tx.expiry_height}", "expired")
         tx_id = env.tx_id
         if tx_id in self.mempool or tx_id in self.committed:
             raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
-        return Admitted(tx_id, raw, env, tx, identity.caller.cert_hash, identity.suite, identity.public_key)
+        job = VerifyJob(identity.suite, identity.public_key, tx_signing_bytes(tx_id), env.signature)
+        return Admitted(tx_id, raw, tx, identity.caller.cert_hash, job)
 
     def _check_eth(self, raw: bytes) -> Admitted:
         cfg = self.config
@@ -491,30 +511,36 @@ class Node:
                 f"nonce too low: account {sender} is at nonce {nonce}, transaction has {tx.nonce}",
                 "nonce_too_low",
             )
-        return Admitted(tx.hash, raw, None, tx, tx.sender, ETH_SUITE, b"", nonce)
+        return Admitted(tx.hash, raw, tx, tx.sender, None, nonce)
 
-    def _admit(self, admitted: Admitted, signature_ok: bool) -> None:
+    def _admit(self, admitted: Admitted, signature_ok: bool, recheck: bool, remember: bool) -> None:
+        """Pool a checked transaction. `recheck`: ask again whether it was committed (e.g.
+        through a peer's block while its signature was checked); `remember`: record its
+        checks for the blocks that will hold it. The pool refuses an id it holds."""
         if not signature_ok:
             raise AdmissionError(
                 "signature does not verify against the signer's certificate", "bad_signature"
             )
-        # Asked again: the same id may have been admitted or committed (through a peer's
-        # block) while its signature was being checked. Both answers come from memory.
-        if admitted.tx_id in self.mempool or admitted.tx_id in self.committed:
+        tx_id = admitted.tx_id
+        if recheck and tx_id in self.committed:
             raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction")
         tx = admitted.tx
         if isinstance(tx, EthTransaction):
-            pooled = PooledTx(admitted.tx_id, admitted.raw, admitted.sender, tx.nonce, tx.gas)
+            pooled = PooledTx(tx_id, admitted.raw, admitted.sender, tx.nonce, tx.gas)
         else:
-            pooled = PooledTx(admitted.tx_id, admitted.raw, admitted.sender)
+            pooled = PooledTx(tx_id, admitted.raw, admitted.sender)
         try:
-            self._forget(self.mempool.add(pooled, admitted.account_nonce))
+            dropped = self.mempool.add(pooled, admitted.account_nonce)
+        except DuplicateTransaction as exc:
+            raise AdmissionError("transaction already submitted (replay)", "duplicate_transaction") from exc
         except MempoolError as exc:
             raise AdmissionError(str(exc), exc.code) from exc
-        self._pending[admitted.tx_id] = tx
-        if admitted.envelope is not None and len(self.config.consensus.validators) > 1:
+        if dropped:
+            self._forget(dropped)
+        self._pending[tx_id] = tx
+        if remember and admitted.job is not None:
             # Another validator may propose it: remember the checks for when its block arrives.
-            self.verified.add(admitted.raw, TxInput(admitted.tx_id, tx, True))
+            self.verified.add(admitted.raw, TxInput(tx_id, tx, True))
 
     def _forget(self, dropped: list[bytes]) -> None:
         """Ethereum transactions the pool dropped because their nonce was used by another."""

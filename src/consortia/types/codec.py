@@ -49,8 +49,15 @@ def decode(data: bytes, typ: type[T]) -> T:
 
 def decode_canonical(data: bytes, typ: type[T]) -> T:
     """Decode and insist the bytes are exactly the canonical encoding of the result."""
-    obj = decode(data, typ)
-    if encode(obj) != data:
+    # `decode` and `encode` inlined: this runs twice for every transaction admitted.
+    decoder = _decoders.get(typ)
+    if decoder is None:
+        decoder = _decoders[typ] = msgspec.msgpack.Decoder(typ)
+    try:
+        obj: T = decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CodecError(str(exc)) from exc
+    if _encoder.encode(obj) != data:
         raise CodecError(f"non-canonical encoding of {typ.__name__}")
     return obj
 

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from consortia.crypto.hashing import sha256
-from consortia.types.codec import CodecError, check_value, decode_canonical, encode
+from consortia.types.codec import INT_MAX, INT_MIN, CodecError, check_value, decode_canonical, encode
 
 # Domain-separation prefixes: a signature over one kind of object can never be
 # replayed as a signature over another.
@@ -39,14 +39,24 @@ class Transaction(msgspec.Struct, array_like=True, frozen=True):
         """Raise CodecError for fields no honest client produces."""
         if not 8 <= len(self.nonce) <= NONCE_BYTES_MAX:
             raise CodecError(f"nonce must be 8..{NONCE_BYTES_MAX} bytes")
-        for field, value in (("contract", self.contract), ("method", self.method)):
-            if not 1 <= len(value) <= NAME_CHARS_MAX:
-                raise CodecError(f"{field} must be 1..{NAME_CHARS_MAX} characters")
-        if len(self.args) > ARGS_MAX:
+        if not 1 <= len(self.contract) <= NAME_CHARS_MAX:
+            raise CodecError(f"contract must be 1..{NAME_CHARS_MAX} characters")
+        if not 1 <= len(self.method) <= NAME_CHARS_MAX:
+            raise CodecError(f"method must be 1..{NAME_CHARS_MAX} characters")
+        args = self.args
+        if len(args) > ARGS_MAX:
             raise CodecError(f"at most {ARGS_MAX} arguments")
         if self.expiry_height < 0:
             raise CodecError("expiry_height must be >= 0")
-        check_value(self.args)
+        # check_value(args), with the usual flat arguments answered inline (this runs for
+        # every transaction admitted); anything else goes through check_value at depth 1.
+        for arg in args:
+            kind = type(arg)
+            if kind is str or kind is bytes or kind is bool or arg is None:
+                continue
+            if kind is int and INT_MIN <= arg <= INT_MAX:
+                continue
+            check_value(arg, 1)
 
 
 class Envelope(msgspec.Struct, array_like=True, frozen=True):
