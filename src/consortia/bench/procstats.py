@@ -14,7 +14,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 @dataclass(frozen=True)
 class ProcSample:
-    cpu_s: float  # user + system time of the process (all its threads) so far
+    cpu_s: float  # user + system time of the process (all its threads) and its children so far
     rss_bytes: int  # resident set now (VmRSS)
     rss_peak_bytes: int  # high-water mark since the process started (VmHWM)
     # Resident anonymous memory (heap, stacks) now: RSS less the mapped files, which for a
@@ -23,7 +23,43 @@ class ProcSample:
 
 
 def sample(pid: int) -> ProcSample | None:
-    """The process's CPU and memory now, or None when it is gone or /proc is unavailable."""
+    """CPU and memory of the process and its live descendants (a node's signature
+    verification workers are processes of their own), or None when it is gone or /proc is
+    unavailable. Peak RSS adds each process's own high-water mark, an upper bound."""
+    own = _sample_one(pid)
+    if own is None:
+        return None
+    cpu_s, rss, peak, anon = own.cpu_s, own.rss_bytes, own.rss_peak_bytes, own.rss_anon_bytes
+    for child in _descendants(pid):
+        got = _sample_one(child)
+        if got is not None:
+            cpu_s += got.cpu_s
+            rss += got.rss_bytes
+            peak += got.rss_peak_bytes
+            anon += got.rss_anon_bytes
+    return ProcSample(cpu_s, rss, peak, anon)
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def _sample_one(pid: int) -> ProcSample | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()
@@ -31,15 +67,14 @@ def sample(pid: int) -> ProcSample | None:
         return None
     # The command name (field 2) may contain spaces; the fields after it are fixed.
     fields = stat[stat.rfind(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
+    # Own user + system time, plus that of children already waited for (cutime, cstime).
+    ticks = sum(int(f) for f in fields[11:15])
     mem = {}
     for line in status.splitlines():
         if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:")):
             name, value = line.split(":", 1)
             mem[name] = int(value.split()[0]) * 1024
-    return ProcSample(
-        (utime + stime) / CLOCK_TICKS, mem.get("VmRSS", 0), mem.get("VmHWM", 0), mem.get("RssAnon", 0)
-    )
+    return ProcSample(ticks / CLOCK_TICKS, mem.get("VmRSS", 0), mem.get("VmHWM", 0), mem.get("RssAnon", 0))
 
 
 def disk_usage(path: Path) -> int:

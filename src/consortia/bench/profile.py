@@ -60,6 +60,7 @@ class Profiler:
             path = out / f"{name}.collapsed"
             cmd = [exe, "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--format", "raw"]
             cmd += ["--duration", str(max(1, int(duration_s))), "--nonblocking", "--output", str(path)]
+            cmd.append("--subprocesses")  # the node's signature verification workers
             if gil:
                 cmd.append("--gil")
             log = (out / f"{name}.py-spy.log").open("wb")
@@ -95,8 +96,9 @@ def top_costs(path: Path, top: int = 25) -> dict[str, list[tuple[str, float]]]:
             continue
         n = int(count)
         frames = [_short(f) for f in stack.split(";")]
-        # The first frame names the thread when py-spy records all threads; keep it out of ranks.
-        if frames and frames[0].startswith(("process ", "thread ")):
+        # Leading frames name the process (and its parent, for a worker) and the thread;
+        # keep them out of the ranks.
+        while frames and frames[0].startswith(("process ", "thread ")):
             frames = frames[1:]
         if not frames:
             continue
