@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from consortia.crypto import sha256
@@ -115,15 +115,15 @@ class BlockOutcome:
     writes: list[Write]  # one per (transaction, key) final value, in transaction then key order
     config: ChannelConfig  # the config after the block
     config_changed: bool
+    # The canonical encoding of each receipt (`encode(receipts[i])`): the receipts root's
+    # leaves, made once.
+    encoded_receipts: list[bytes]
     # The state after the block, uncommitted: execute the next block on it before this one
     # is committed (pipelining) or to follow a fork. Never merged into `state`.
     state: Overlay | None = None
     # The senders of the block's Ethereum transactions (sorted, once each): whose account
     # nonces the block may have moved.
     eth_senders: tuple[bytes, ...] = ()
-    # The canonical encoding of each receipt (`encode(receipts[i])`): the receipts root's
-    # leaves, made once.
-    encoded_receipts: list[bytes] = field(default_factory=list)
 
 
 class _GasBudget:
@@ -290,7 +290,7 @@ class Executor:
                         identities = {}
                         break
         return BlockOutcome(
-            receipts, writes, config, config != start_config, block, tuple(sorted(eth_senders)), encoded
+            receipts, writes, config, config != start_config, encoded, block, tuple(sorted(eth_senders))
         )
 
     def _execute_tx(

@@ -23,7 +23,6 @@ from consortia.types import (
     CommitCertificate,
     Header,
     decode_envelope,
-    encode,
 )
 from consortia.types.eth import decode_eth_transaction, tx_kind
 
@@ -92,7 +91,7 @@ class BlockProcessor:
         digests = BodyDigests(
             [i.tx_id for i in inputs],
             merkle_root(raws),
-            merkle_root([encode(r) for r in outcome.receipts]),
+            merkle_root(outcome.encoded_receipts),
         )
         header = Header(
             chain_id=config.chain_id,
@@ -136,7 +135,7 @@ class BlockProcessor:
         prepared = self.ledger.prepare(outcome.writes)
         if prepared.root != h.state_root:
             raise BlockRejected("execution gives a different state root than the header claims")
-        if merkle_root([encode(r) for r in outcome.receipts]) != h.receipts_root:
+        if merkle_root(outcome.encoded_receipts) != h.receipts_root:
             raise BlockRejected("execution gives different receipts than the header claims")
         # Both roots were just checked against these very txs and receipts.
         digests = BodyDigests([i.tx_id for i in inputs], h.tx_root, h.receipts_root)
