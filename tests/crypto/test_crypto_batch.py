@@ -76,6 +76,24 @@ def test_workers_start_lazily_and_small_batches_stay_inline() -> None:
         verifier.close()
 
 
+def test_start_brings_the_workers_up_before_any_batch() -> None:
+    verifier = BatchVerifier(2)
+    try:
+        verifier.start()
+        pids = worker_pids(verifier)
+        assert len(pids) == 2 and not any(gone(pid) for pid in pids)
+        assert verifier.verify(ed_jobs(300, bad=(7,))) == [i != 7 for i in range(300)]
+        assert worker_pids(verifier) == pids  # the batch used the started workers
+    finally:
+        verifier.close()
+    inline = BatchVerifier(0)
+    inline.start()
+    assert worker_pids(inline) == []
+    inline.close()
+    with pytest.raises(RuntimeError):
+        verifier.start()
+
+
 def test_inline_mode_starts_no_process() -> None:
     verifier = BatchVerifier(0)
     parts = verifier.submit(ed_jobs(300, bad=(5,)))

@@ -64,6 +64,7 @@ async def serve(cfg: NodeConfig) -> None:
             node, cfg.p2p.host, cfg.p2p.port, cfg.path(cfg.p2p.tls_cert), cfg.path(cfg.p2p.tls_key)
         )
         await peering.start()
+    node.start_verifier()
     await node.start()
     ready = cfg.path(cfg.node.data_dir) / "node.ready"
     serving = asyncio.create_task(server.serve())

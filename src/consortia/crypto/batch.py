@@ -102,6 +102,12 @@ class BatchVerifier:
         pool = self._thread_pool()
         return [pool.submit(_verify_chunk, chunk) for chunk in chunks]
 
+    def start(self) -> None:
+        """Start the worker processes now rather than on the first large batch (a serving
+        node does, so no early request waits for their start-up)."""
+        if self.workers > 0:
+            self._process_pool().start()
+
     def _parallel(self, jobs: list[VerifyJob]) -> bool:
         return self.workers > 0 and len(jobs) >= self.parallel_jobs_min
 
@@ -185,6 +191,12 @@ class _WorkerPool:
             for item in items:
                 min(self._workers, key=_Worker.load).send(item)
         return [item.future for item in items]
+
+    def start(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot start a closed BatchVerifier")
+            self._start_missing()
 
     def _start_missing(self) -> None:
         # With the lock held: (re)start workers up to the pool's size.

@@ -184,6 +184,10 @@ class Node:
     def _make_engine(self) -> Engine:
         return make_engine(self.config.consensus.engine, self.engine_setup())
 
+    def start_verifier(self) -> None:
+        """Start the signature verification workers now (else on first use)."""
+        self._verifier.start()
+
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._ticker(), name="node-ticker"),
