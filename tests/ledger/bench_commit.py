@@ -211,7 +211,9 @@ def processor_round(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--fsync", action="store_true", help="put the ledger on disk (real fsync)")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--blocks", type=int, default=BLOCKS_PER_ROUND, help="blocks per round")

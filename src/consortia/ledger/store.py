@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import lmdb
 import msgspec
@@ -67,6 +67,8 @@ STATE_KEY_BYTES_MAX = 480
 BLOCK_WRITE_INDEX = -1
 MAP_SIZE_DEFAULT = 1 << 36
 CACHE_NODES_DEFAULT = 1 << 18
+# State keys whose hash prepare() remembers (about 200 bytes each); emptied when full.
+KEY_HASHES_MAX = 1 << 16
 
 BLOCKS_FILE = "blocks.dat"
 INDEX_DIR = "index"
@@ -150,7 +152,10 @@ class PreparedState:
     base_height: int
     base_root: bytes
     state: tuple[tuple[bytes, bytes | None], ...]  # last write per key, in key order
-    history: tuple[tuple[bytes, int, bytes | None], ...]  # (key, tx_index, value) per write
+    # Per written key, its history entry's versions: [tx_index, value, ...] in transaction
+    # order, a transaction's last write of the key winning.
+    versions: dict[bytes, list[int | bytes | None]]
+    max_tx_index: int  # the highest tx_index among the writes (BLOCK_WRITE_INDEX if none)
     smt: SmtUpdate
     parent: PreparedState | None = field(default=None, repr=False)
 
@@ -234,6 +239,7 @@ class Ledger:
         self._dbs = dbs
         self._blocks = blocks
         self._smt = smt
+        self._key_hashes: dict[bytes, bytes] = {}  # sha256 of recent state keys (writer thread)
         self._closed = False
         self._chain_id: str | None = None
         # Head header and its hash, swapped as one object so readers never see them mixed.
@@ -365,10 +371,45 @@ class Ledger:
         """
         self._check_open()
         last: dict[bytes, bytes | None] = {}
+        versions: dict[bytes, list[int | bytes | None]] = {}
+        max_tx_index = BLOCK_WRITE_INDEX
+        in_order = True
         for w in writes:
-            _check_write(w)
-            last[w.key] = w.value
-        changes = {sha256(k): (None if v is None else sha256(v)) for k, v in last.items()}
+            key, value, tx_index = w
+            if (
+                type(key) is not bytes
+                or not 0 < len(key) <= STATE_KEY_BYTES_MAX
+                or (value is not None and type(value) is not bytes)
+                or type(tx_index) is not int
+                or tx_index < BLOCK_WRITE_INDEX
+            ):
+                _check_write(w)  # raises, unless only a subclass made the exact checks miss
+            last[key] = value
+            # Executors write in transaction order: group each key's versions as they come,
+            # and regroup from scratch should a write come out of order.
+            flat = versions.get(key)
+            if flat is None:
+                versions[key] = [tx_index, value]
+            elif flat[-2] == tx_index:
+                flat[-1] = value
+            else:
+                if tx_index < flat[-2]:  # type: ignore[operator]
+                    in_order = False
+                flat += (tx_index, value)
+            if tx_index > max_tx_index:
+                max_tx_index = tx_index
+        if not in_order:
+            versions = _group_versions(writes)
+        # Key hashes are remembered: the same keys (accounts, counters) recur block after block.
+        key_hashes = self._key_hashes
+        if len(key_hashes) > KEY_HASHES_MAX - len(last):
+            key_hashes = self._key_hashes = {}
+        changes: dict[bytes, bytes | None] = {}
+        for key, value in last.items():
+            kh = key_hashes.get(key)
+            if kh is None:
+                kh = key_hashes[key] = sha256(key)
+            changes[kh] = None if value is None else sha256(value)
         overlay = None if parent is None else parent.node_overlay()
         with self._env.begin(db=self._dbs[b"smt"]) as txn:
             update = self._smt.prepare(changes, txn.get, overlay)
@@ -380,8 +421,9 @@ class Ledger:
             root=update.root,
             base_height=base_height,
             base_root=base_root,
-            state=tuple(sorted(last.items())),
-            history=tuple((w.key, w.tx_index, w.value) for w in writes),
+            state=tuple([(key, last[key]) for key in sorted(last)]),
+            versions=versions,
+            max_tx_index=max_tx_index,
             smt=update,
             parent=parent,
         )
@@ -485,19 +527,19 @@ class Ledger:
             raise InvalidBlock(f"header counts {header.tx_count} transactions, body has {len(tx_ids)}")
         if len(receipts) != len(tx_ids):
             raise InvalidBlock(f"{len(receipts)} receipts for {len(tx_ids)} transactions")
-        for i, (receipt, tx_id) in enumerate(zip(receipts, tx_ids, strict=True)):
-            if receipt.tx_id != tx_id:
-                raise InvalidBlock(f"receipt {i} is for another transaction")
+        if [r.tx_id for r in receipts] != tx_ids:
+            i = next(i for i, (r, tx_id) in enumerate(zip(receipts, tx_ids, strict=True)) if r.tx_id != tx_id)
+            raise InvalidBlock(f"receipt {i} is for another transaction")
         if digests is None or header.height == 0:
             receipts_root = merkle_root([encode(r) for r in receipts])
         else:
             receipts_root = digests.receipts_root
         if header.receipts_root != receipts_root:
             raise InvalidBlock("receipts root does not match the receipts")
-        if header.height > 0:
-            for _, tx_index, _ in prepared.history:
-                if tx_index >= len(tx_ids):
-                    raise InvalidBlock(f"a write names transaction {tx_index}; the block has {len(tx_ids)}")
+        if header.height > 0 and prepared.max_tx_index >= len(tx_ids):
+            raise InvalidBlock(
+                f"a write names transaction {prepared.max_tx_index}; the block has {len(tx_ids)}"
+            )
         cert = block.certificate
         if cert is not None and (cert.height != header.height or cert.block_hash != header.hash):
             raise InvalidBlock("the commit certificate is for another block")
@@ -514,29 +556,16 @@ class Ledger:
         prepared: PreparedState,
     ) -> None:
         height = block.header.height
-        state_db, smt_db, hist_db = self._dbs[b"state"], self._dbs[b"smt"], self._dbs[b"history"]
-        for key, value in prepared.state:
-            if value is None:
-                txn.delete(key, db=state_db)
-            else:
-                txn.put(key, value, db=state_db)
-        for node_key, node in sorted(prepared.smt.nodes.items()):
-            if node is None:
-                txn.delete(node_key, db=smt_db)
-            else:
-                txn.put(node_key, node, db=smt_db)
-        # One entry per key and block, its versions in transaction order; a transaction's
-        # last write of a key wins, as in state.
-        versions: dict[bytes, dict[int, bytes | None]] = {}
-        for key, tx_index, value in prepared.history:
-            versions.setdefault(key, {})[tx_index] = value
+        _write_all(txn, self._dbs[b"state"], prepared.state, deletes=True)
+        _write_all(txn, self._dbs[b"smt"], prepared.smt.nodes.items(), prepared.smt.deletes)
         height_bytes = _sortable_uint(height)
-        for key in sorted(versions):
-            by_tx = versions[key]
-            flat: list[int | bytes | None] = []
-            for tx_index in sorted(by_tx):
-                flat += (tx_index, by_tx[tx_index])
-            txn.put(_history_prefix(key) + height_bytes, _pack_history(flat), db=hist_db)
+        lengths = _KEY_LENGTHS
+        txn.cursor(db=self._dbs[b"history"]).putmulti(
+            [
+                (lengths[len(key)] + key + height_bytes, _pack_history(flat))
+                for key, flat in prepared.versions.items()
+            ]
+        )
         self._index_txs(txn, height, tx_ids)
         txn.put(
             _U64.pack(height),
@@ -552,24 +581,41 @@ class Ledger:
     def _index_txs(self, txn: lmdb.Transaction, height: int, tx_ids: list[bytes]) -> None:
         """Add the block's ids to the tx index. First occurrence wins: a replayed id (marked
         invalid by execution) keeps its original location."""
-        txs_db, collisions_db = self._dbs[b"txs"], self._dbs[b"tx_collisions"]
-        for index, tx_id in enumerate(tx_ids):
-            location = _pack_location(height, index)
-            if txn.put(tx_id[:TX_KEY_BYTES], location, overwrite=False, db=txs_db):
-                continue
-            existing = txn.get(tx_id[:TX_KEY_BYTES], db=txs_db)
+        txs_db = self._dbs[b"txs"]
+        at_height = _uvarint(height)
+        items = [(tx_id[:TX_KEY_BYTES], at_height + _uvarint(i)) for i, tx_id in enumerate(tx_ids)]
+        _, added = txn.cursor(db=txs_db).putmulti(items, overwrite=False)
+        if added == len(items):
+            return  # the common case: every prefix was new
+        for index, (prefix, location) in enumerate(items):
+            existing = txn.get(prefix, db=txs_db)
             if existing is None:
                 raise LedgerCorrupt("the tx index refused a key it does not hold")
-            at_height, at_index = _unpack_location(existing)
-            if at_height == height:
-                holder = tx_ids[at_index]
-            else:
-                record = txn.get(_U64.pack(at_height), db=self._dbs[b"receipts"])
-                if record is None:
-                    raise LedgerCorrupt(f"the tx index names block {at_height}, which has no record")
-                holder = _BlockReceipts(record).tx_id(at_index)
-            if holder != tx_id:
-                txn.put(tx_id, location, overwrite=False, db=collisions_db)
+            if existing != location:  # not this very entry: an earlier id holds the prefix
+                self._index_collision(txn, height, tx_ids, index, location, bytes(existing))
+
+    def _index_collision(
+        self,
+        txn: lmdb.Transaction,
+        height: int,
+        tx_ids: list[bytes],
+        index: int,
+        location: bytes,
+        existing: bytes,
+    ) -> None:
+        """tx_ids[index] found its prefix taken: a replay keeps the first location, a
+        different id goes to `tx_collisions`."""
+        tx_id = tx_ids[index]
+        at_height, at_index = _unpack_location(existing)
+        if at_height == height:
+            holder = tx_ids[at_index]
+        else:
+            record = txn.get(_U64.pack(at_height), db=self._dbs[b"receipts"])
+            if record is None:
+                raise LedgerCorrupt(f"the tx index names block {at_height}, which has no record")
+            holder = _BlockReceipts(record).tx_id(at_index)
+        if holder != tx_id:
+            txn.put(tx_id, location, overwrite=False, db=self._dbs[b"tx_collisions"])
 
     def _find_tx(self, txn: lmdb.Transaction, tx_id: bytes) -> tuple[int, int, _BlockReceipts] | None:
         """(height, index, the block's receipts record) of a committed id, within `txn`."""
@@ -774,9 +820,45 @@ def _tx_ids(block: Block) -> list[bytes]:
     return ids
 
 
+def _write_all(
+    txn: lmdb.Transaction,
+    db: lmdb._Database,
+    items: Iterable[tuple[bytes, bytes | None]],
+    deletes: bool,
+) -> None:
+    """Put every item, or delete its key for a None value (`deletes` False promises there
+    is none). Puts go through one cursor.putmulti call: a C loop rather than a Python one."""
+    puts: Iterable[tuple[bytes, bytes | None]] = items
+    if deletes:
+        puts = []
+        for key, value in items:
+            if value is None:
+                txn.delete(key, db=db)
+            else:
+                puts.append((key, value))
+    txn.cursor(db=db).putmulti(cast(Iterable[tuple[bytes, bytes]], puts))
+
+
 def _history_prefix(key: bytes) -> bytes:
     # Length first: one key's versions are contiguous even when it prefixes another key.
-    return _KEY_LENGTH.pack(len(key)) + key
+    return _KEY_LENGTHS[len(key)] + key
+
+
+_KEY_LENGTHS = [_KEY_LENGTH.pack(n) for n in range(STATE_KEY_BYTES_MAX + 1)]
+
+
+def _group_versions(writes: Sequence[Write]) -> dict[bytes, list[int | bytes | None]]:
+    """Per key, [tx_index, value, ...] in transaction order; a transaction's last write wins."""
+    by_key: dict[bytes, dict[int, bytes | None]] = {}
+    for key, value, tx_index in writes:
+        by_key.setdefault(key, {})[tx_index] = value
+    versions: dict[bytes, list[int | bytes | None]] = {}
+    for key, by_tx in by_key.items():
+        flat: list[int | bytes | None] = []
+        for tx_index in sorted(by_tx):
+            flat += (tx_index, by_tx[tx_index])
+        versions[key] = flat
+    return versions
 
 
 def _sortable_uint(n: int) -> bytes:
