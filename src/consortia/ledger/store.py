@@ -151,10 +151,8 @@ class PreparedState:
     root: bytes
     base_height: int
     base_root: bytes
-    state: tuple[tuple[bytes, bytes | None], ...]  # last write per key, in key order
-    # Per written key, its history entry's versions: [tx_index, value, ...] in transaction
-    # order, a transaction's last write of the key winning.
-    versions: dict[bytes, list[int | bytes | None]]
+    state: dict[bytes, bytes | None]  # last write per key
+    history: dict[bytes, bytes]  # the block's `history` records, key -> packed entry
     max_tx_index: int  # the highest tx_index among the writes (BLOCK_WRITE_INDEX if none)
     smt: SmtUpdate
     parent: PreparedState | None = field(default=None, repr=False)
@@ -400,6 +398,15 @@ class Ledger:
                 max_tx_index = tx_index
         if not in_order:
             versions = _group_versions(writes)
+        if parent is None:
+            base_height, base_root = self.height, self.state_root
+        else:
+            base_height, base_root = parent.base_height + 1, parent.root
+        # The history records are packed now, while the versions are at hand.
+        height_bytes = _sortable_uint(base_height + 1)
+        history = {
+            _KEY_LENGTHS[len(key)] + key + height_bytes: _pack_history(flat) for key, flat in versions.items()
+        }
         # Key hashes are remembered: the same keys (accounts, counters) recur block after block.
         key_hashes = self._key_hashes
         if len(key_hashes) > KEY_HASHES_MAX - len(last):
@@ -413,16 +420,12 @@ class Ledger:
         overlay = None if parent is None else parent.node_overlay()
         with self._env.begin(db=self._dbs[b"smt"]) as txn:
             update = self._smt.prepare(changes, txn.get, overlay)
-        if parent is None:
-            base_height, base_root = self.height, self.state_root
-        else:
-            base_height, base_root = parent.base_height + 1, parent.root
         return PreparedState(
             root=update.root,
             base_height=base_height,
             base_root=base_root,
-            state=tuple([(key, last[key]) for key in sorted(last)]),
-            versions=versions,
+            state=last,
+            history=history,
             max_tx_index=max_tx_index,
             smt=update,
             parent=parent,
@@ -556,16 +559,9 @@ class Ledger:
         prepared: PreparedState,
     ) -> None:
         height = block.header.height
-        _write_all(txn, self._dbs[b"state"], prepared.state, deletes=True)
+        _write_all(txn, self._dbs[b"state"], prepared.state.items(), deletes=True)
         _write_all(txn, self._dbs[b"smt"], prepared.smt.nodes.items(), prepared.smt.deletes)
-        height_bytes = _sortable_uint(height)
-        lengths = _KEY_LENGTHS
-        txn.cursor(db=self._dbs[b"history"]).putmulti(
-            [
-                (lengths[len(key)] + key + height_bytes, _pack_history(flat))
-                for key, flat in prepared.versions.items()
-            ]
-        )
+        txn.cursor(db=self._dbs[b"history"]).putmulti(prepared.history.items())
         self._index_txs(txn, height, tx_ids)
         txn.put(
             _U64.pack(height),
