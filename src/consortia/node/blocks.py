@@ -207,7 +207,7 @@ class BlockProcessor:
         executed = self.execute(config, block)
         final = Block(block.header, block.txs, certificate)
         self.ledger.commit(final, executed.outcome.receipts, executed.prepared, executed.digests)
-        self.committed.add_committed([r.tx_id for r in executed.outcome.receipts])
+        self.committed.add_committed(executed.digests.tx_ids)  # the receipts' ids, as the ledger checked
         self._executed.pop(block.hash, None)
         return Executed(final, executed.outcome, executed.prepared, executed.digests)
 
