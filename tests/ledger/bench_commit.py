@@ -158,7 +158,8 @@ def ledger_round(ledger: Ledger, workload: Workload, blocks: int) -> tuple[float
         header = _header(ledger, prepared.root, raws, receipts)
         block = Block(header, raws)
         block = Block(header, raws, _certificate(block))
-        digests = BodyDigests([i.tx_id for i in inputs], header.tx_root, header.receipts_root)
+        encoded = [encode(r) for r in receipts]  # as the executor hands them over
+        digests = BodyDigests([i.tx_id for i in inputs], header.tx_root, header.receipts_root, encoded)
         wall = time.perf_counter()
         _, spent = _cpu(lambda: ledger.commit(block, receipts, prepared, digests))  # noqa: B023
         wall_s += time.perf_counter() - wall
@@ -191,7 +192,7 @@ def processor_round(
     leader_s = follower_s = 0.0
     for _ in range(blocks):
         inputs, raws, receipts, writes = workload.block()
-        outcome = BlockOutcome(receipts, writes, config, False)
+        outcome = BlockOutcome(receipts, writes, config, False, [encode(r) for r in receipts])
         leader.executor.next = follower.executor.next = outcome  # type: ignore[attr-defined]
         for raw, tx_input in zip(raws, inputs, strict=True):
             follower.verified.add(raw, tx_input)  # admitted from gossip before the block comes

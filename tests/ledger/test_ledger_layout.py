@@ -26,6 +26,8 @@ from consortia.ledger import (
 )
 from consortia.ledger.store import (
     TX_KEY_BYTES,
+    BodyDigests,
+    _pack_block_receipts,
     _pack_location,
     _read_sortable_uint,
     _sortable_uint,
@@ -60,10 +62,18 @@ def rich_receipts(txs: list[bytes]) -> list[Receipt]:
     return out
 
 
-def commit_with(led: Ledger, writes: list[Write], txs: list[bytes], receipts: list[Receipt]) -> None:
+def commit_with(
+    led: Ledger, writes: list[Write], txs: list[bytes], receipts: list[Receipt], digested: bool = False
+) -> None:
+    """Commit a block; `digested` hands over its ids, roots and receipt encodings as the
+    node's block processor does."""
     prepared = led.prepare(writes)
     block, rs = make_block(led, prepared, txs, receipts)
-    led.commit(block, rs, prepared)
+    digests = None
+    if digested:
+        encoded = [encode(r) for r in rs]
+        digests = BodyDigests([tx_id(raw) for raw in txs], merkle_root(txs), merkle_root(encoded), encoded)
+    led.commit(block, rs, prepared, digests)
 
 
 def test_receipts_read_back_exactly_and_match_the_header_root(tmp_path: Path) -> None:
@@ -244,6 +254,22 @@ def test_index_records_are_exactly_those_of_format_2(ledger: Ledger, monkeypatch
         writes += [Write(keys[(height * 11 + j) % 120], None, 3 + j) for j in range(height)]
         writes += [Write(b"fresh%d" % height, b"new", 40), Write(KEY, b"late", 1)]  # out of order
         writes.append(Write(b"s/block", b"%d" % height, BLOCK_WRITE_INDEX))
-        commit_with(ledger, writes, txs, rich_receipts(txs))
+        commit_with(ledger, writes, txs, rich_receipts(txs), digested=height % 2 == 0)
     assert entries(ledger, b"tx_collisions") > 0
     assert index_digest(ledger) == "2c5a6f0db9845860c3ce14de493d80d1be98e97ec3d5379c46d92e0a04498166"
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 300, 65_535, 65_536])
+def test_receipts_record_cut_from_encodings_is_the_one_encoded(count: int) -> None:
+    """The record made from the executor's receipt encodings is byte for byte the one made
+    by encoding the receipts without their ids (array headers of every size included)."""
+    txs = [envelope(i) for i in range(min(count, 300))]
+    receipts = rich_receipts(txs)
+    receipts = [receipts[i % len(receipts)] for i in range(count)]
+    ids = [r.tx_id for r in receipts]
+    encoded = [encode(r) for r in receipts]
+    assert _pack_block_receipts(ids, receipts, encoded) == _pack_block_receipts(ids, receipts)
+    # An encoding that does not start as a receipt with a 32-byte id is not cut: the
+    # receipts are encoded instead.
+    odd = [b"\x00" + e[1:] for e in encoded]
+    assert _pack_block_receipts(ids, receipts, odd) == _pack_block_receipts(ids, receipts)

@@ -180,11 +180,15 @@ class BodyDigests:
     hashing the body and receipts again): the caller vouches that they were computed from
     that very block and those receipts, and the ledger still refuses a header they do not
     match. Only a trusted in-process caller (the node's block processor) passes them.
+    `encoded_receipts`, when given, holds `encode(receipts[i])` for each receipt (the
+    receipts root's leaves): the block's receipts record is then cut from them rather than
+    encoded again.
     """
 
     tx_ids: Sequence[bytes]
     tx_root: bytes
     receipts_root: bytes
+    encoded_receipts: Sequence[bytes] | None = None
 
 
 class CommittedState:
@@ -461,7 +465,9 @@ class Ledger:
         receipts; OSError / lmdb.Error on I/O failure (the block is then not committed).
         """
         self._check_open()
-        tx_ids, stored_receipts = self._check_block(block, receipts, prepared, digests)
+        tx_ids = self._check_block(block, receipts, prepared, digests)
+        encoded = None if digests is None else digests.encoded_receipts
+        receipts_record = _pack_block_receipts(tx_ids, receipts, encoded)
         header = block.header
         block_hash = header.hash
         old_end = self._blocks.end
@@ -469,7 +475,7 @@ class Ledger:
         try:
             self._blocks.sync()
             with self._env.begin(write=True) as txn:
-                self._write_index(txn, block, block_hash, tx_ids, stored_receipts, prepared)
+                self._write_index(txn, block, block_hash, tx_ids, receipts_record, prepared)
                 txn.put(
                     _U64.pack(header.height),
                     _LOCATION.pack(offset, length),
@@ -496,7 +502,7 @@ class Ledger:
         receipts: Sequence[Receipt],
         prepared: PreparedState,
         digests: BodyDigests | None,
-    ) -> tuple[list[bytes], list[_StoredReceipt]]:
+    ) -> list[bytes]:
         """Refuse a block that is not the next one or whose header does not match its body.
 
         Returns the transaction ids and the receipts as stored (without their tx ids). The
@@ -546,8 +552,7 @@ class Ledger:
         cert = block.certificate
         if cert is not None and (cert.height != header.height or cert.block_hash != header.hash):
             raise InvalidBlock("the commit certificate is for another block")
-        stored = [_StoredReceipt(r.status, r.error, r.events, r.steps, r.result) for r in receipts]
-        return tx_ids, stored
+        return tx_ids
 
     def _write_index(
         self,
@@ -555,7 +560,7 @@ class Ledger:
         block: Block,
         block_hash: bytes,
         tx_ids: list[bytes],
-        stored_receipts: list[_StoredReceipt],
+        receipts_record: bytes,
         prepared: PreparedState,
     ) -> None:
         height = block.header.height
@@ -565,7 +570,7 @@ class Ledger:
         self._index_txs(txn, height, tx_ids)
         txn.put(
             _U64.pack(height),
-            _pack_block_receipts(tx_ids, stored_receipts),
+            receipts_record,
             append=True,
             db=self._dbs[b"receipts"],
         )
@@ -933,10 +938,43 @@ def _unpack_history(raw: bytes) -> list[int | bytes | None]:
     return flat
 
 
-def _pack_block_receipts(tx_ids: Sequence[bytes], receipts: Sequence[_StoredReceipt]) -> bytes:
-    """u32 count | the block's tx ids | zlib(msgpack list of receipts without tx ids)."""
-    body = zlib.compress(encode(receipts), ZLIB_LEVEL) if receipts else b""
-    return _U32.pack(len(tx_ids)) + b"".join(tx_ids) + body
+def _pack_block_receipts(
+    tx_ids: Sequence[bytes], receipts: Sequence[Receipt], encoded: Sequence[bytes] | None = None
+) -> bytes:
+    """u32 count | the block's tx ids | zlib(msgpack list of receipts without tx ids).
+
+    `encoded`, when given, holds each receipt's own encoding, from which the list is cut.
+    """
+    if not receipts:
+        return _U32.pack(len(tx_ids)) + b"".join(tx_ids)
+    plain = None if encoded is None else _stored_receipts_from(encoded)
+    if plain is None:
+        plain = encode([_StoredReceipt(r.status, r.error, r.events, r.steps, r.result) for r in receipts])
+    return _U32.pack(len(tx_ids)) + b"".join(tx_ids) + zlib.compress(plain, ZLIB_LEVEL)
+
+
+# How a Receipt's encoding starts: an array of its 6 fields, then the tx id as 32-byte bin.
+_RECEIPT_HEAD = b"\x96\xc4\x20"
+_STORED_RECEIPT_HEAD = b"\x95"  # the 5 fields left without the tx id
+
+
+def _stored_receipts_from(encoded: Sequence[bytes]) -> bytes | None:
+    """encode([_StoredReceipt...]) cut out of the receipts' encodings (each is the same array
+    less its leading tx id), or None should one not start as a Receipt with a 32-byte id."""
+    head = len(_RECEIPT_HEAD) + HASH_BYTES
+    tails = [e[head:] for e in encoded if e.startswith(_RECEIPT_HEAD)]
+    if len(tails) != len(encoded):
+        return None
+    return _msgpack_array_head(len(tails)) + _STORED_RECEIPT_HEAD + _STORED_RECEIPT_HEAD.join(tails)
+
+
+def _msgpack_array_head(n: int) -> bytes:
+    """The msgpack header of an n-element array, in its shortest form (as msgspec writes it)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
 
 
 class _BlockReceipts:

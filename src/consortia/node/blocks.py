@@ -92,6 +92,7 @@ class BlockProcessor:
             [i.tx_id for i in inputs],
             merkle_root(raws),
             merkle_root(outcome.encoded_receipts),
+            outcome.encoded_receipts,
         )
         header = Header(
             chain_id=config.chain_id,
@@ -138,7 +139,7 @@ class BlockProcessor:
         if merkle_root(outcome.encoded_receipts) != h.receipts_root:
             raise BlockRejected("execution gives different receipts than the header claims")
         # Both roots were just checked against these very txs and receipts.
-        digests = BodyDigests([i.tx_id for i in inputs], h.tx_root, h.receipts_root)
+        digests = BodyDigests([i.tx_id for i in inputs], h.tx_root, h.receipts_root, outcome.encoded_receipts)
         executed = Executed(block, outcome, prepared, digests)
         self._remember(executed)
         return executed
