@@ -234,6 +234,40 @@ def index_digest(led: Ledger) -> str:
     return digest.hexdigest()
 
 
+def churn(led: Ledger, height: int) -> None:
+    """Block `height` of a fixed history: updates, deletes, inserts and a hot key."""
+    keys = [b"acct%03d" % i for i in range(80)]
+    txs = [envelope(height * 1_000 + i) for i in range(40)]
+    writes = [Write(keys[(height * 5 + i * 7) % 80], b"v%d.%d" % (height, i), i) for i in range(40)]
+    writes += [Write(keys[(height * 3 + j) % 80], None, 30 + j) for j in range(3)]
+    writes += [Write(KEY, b"hot %d.%d" % (height, i), i) for i in range(0, 40, 3)]
+    commit_with(led, writes, txs, rich_receipts(txs), digested=height % 2 == 1)
+
+
+def test_reopening_midway_changes_nothing(tmp_path: Path) -> None:
+    """A ledger closed and reopened between blocks (cold tree and key caches) ends with the
+    same records as one that stayed open, and answers from them after reopening."""
+    with Ledger.open(tmp_path / "steady", CHANNEL) as steady:
+        genesis(steady, [Write(b"acct%03d" % i, b"0", BLOCK_WRITE_INDEX) for i in range(80)])
+        for height in range(1, 9):
+            churn(steady, height)
+        expected, root = index_digest(steady), steady.state_root
+    path = tmp_path / "reopened"
+    with Ledger.open(path, CHANNEL) as led:
+        genesis(led, [Write(b"acct%03d" % i, b"0", BLOCK_WRITE_INDEX) for i in range(80)])
+    for height in range(1, 9):
+        with Ledger.open(path, CHANNEL) as led:
+            churn(led, height)
+    with Ledger.open(path, CHANNEL) as led:
+        assert led.height == 8 and led.state_root == root
+        assert index_digest(led) == expected
+        with led._env.begin() as txn:
+            assert led._smt.root(lambda k: txn.get(k, db=led._dbs[b"smt"])) == root
+        assert led.prove(b"acct007").height == 8
+        assert led.history(KEY, limit=1)[0].value == b"hot 8.39"
+        assert led.block_receipts(8) == rich_receipts([envelope(8_000 + i) for i in range(40)])
+
+
 def test_index_records_are_exactly_those_of_format_2(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fixed history touching every write path (deletes, tree nodes removed, keys written
     several times in a block and out of transaction order, block-level writes, replays,
