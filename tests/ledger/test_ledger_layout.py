@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from consortia.ledger import (
 )
 from consortia.ledger.store import (
     TX_KEY_BYTES,
+    BodyDigests,
+    _pack_block_receipts,
     _pack_location,
     _read_sortable_uint,
     _sortable_uint,
@@ -58,10 +62,18 @@ def rich_receipts(txs: list[bytes]) -> list[Receipt]:
     return out
 
 
-def commit_with(led: Ledger, writes: list[Write], txs: list[bytes], receipts: list[Receipt]) -> None:
+def commit_with(
+    led: Ledger, writes: list[Write], txs: list[bytes], receipts: list[Receipt], digested: bool = False
+) -> None:
+    """Commit a block; `digested` hands over its ids, roots and receipt encodings as the
+    node's block processor does."""
     prepared = led.prepare(writes)
     block, rs = make_block(led, prepared, txs, receipts)
-    led.commit(block, rs, prepared)
+    digests = None
+    if digested:
+        encoded = [encode(r) for r in rs]
+        digests = BodyDigests([tx_id(raw) for raw in txs], merkle_root(txs), merkle_root(encoded), encoded)
+    led.commit(block, rs, prepared, digests)
 
 
 def test_receipts_read_back_exactly_and_match_the_header_root(tmp_path: Path) -> None:
@@ -200,3 +212,98 @@ def test_an_id_twice_in_one_block_keeps_its_first_location(ledger: Ledger) -> No
     assert ledger.tx_location(tx_id(raw)) == (1, 0) and ledger.receipt(tx_id(raw)) == receipts[0]
     assert ledger.block_receipts(1) == receipts
     assert entries(ledger, b"txs") == 1 and entries(ledger, b"tx_collisions") == 0
+
+
+def index_digest(led: Ledger) -> str:
+    """sha256 over every record of every index database and the block file, with zlib bodies
+    inflated (compressed bytes may differ between zlib builds; what they hold may not)."""
+    digest = hashlib.sha256()
+    with led._env.begin() as txn:
+        for name, db in sorted(led._dbs.items()):
+            for raw_key, raw_value in txn.cursor(db=db):
+                key, value = bytes(raw_key), bytes(raw_value)
+                if name == b"history" and value[:1] == b"\x01":
+                    value = b"\x00" + zlib.decompress(value[1:])
+                elif name == b"receipts":
+                    count = int.from_bytes(value[:4], "big")
+                    at = 4 + 32 * count
+                    value = value[:at] + (zlib.decompress(value[at:]) if value[at:] else b"")
+                for part in (name, key, value):
+                    digest.update(len(part).to_bytes(4, "big") + part)
+    digest.update(led.path.joinpath("blocks.dat").read_bytes())
+    return digest.hexdigest()
+
+
+def churn(led: Ledger, height: int) -> None:
+    """Block `height` of a fixed history: updates, deletes, inserts and a hot key."""
+    keys = [b"acct%03d" % i for i in range(80)]
+    txs = [envelope(height * 1_000 + i) for i in range(40)]
+    writes = [Write(keys[(height * 5 + i * 7) % 80], b"v%d.%d" % (height, i), i) for i in range(40)]
+    writes += [Write(keys[(height * 3 + j) % 80], None, 30 + j) for j in range(3)]
+    writes += [Write(KEY, b"hot %d.%d" % (height, i), i) for i in range(0, 40, 3)]
+    commit_with(led, writes, txs, rich_receipts(txs), digested=height % 2 == 1)
+
+
+def test_reopening_midway_changes_nothing(tmp_path: Path) -> None:
+    """A ledger closed and reopened between blocks (cold tree and key caches) ends with the
+    same records as one that stayed open, and answers from them after reopening."""
+    with Ledger.open(tmp_path / "steady", CHANNEL) as steady:
+        genesis(steady, [Write(b"acct%03d" % i, b"0", BLOCK_WRITE_INDEX) for i in range(80)])
+        for height in range(1, 9):
+            churn(steady, height)
+        expected, root = index_digest(steady), steady.state_root
+    path = tmp_path / "reopened"
+    with Ledger.open(path, CHANNEL) as led:
+        genesis(led, [Write(b"acct%03d" % i, b"0", BLOCK_WRITE_INDEX) for i in range(80)])
+    for height in range(1, 9):
+        with Ledger.open(path, CHANNEL) as led:
+            churn(led, height)
+    with Ledger.open(path, CHANNEL) as led:
+        assert led.height == 8 and led.state_root == root
+        assert index_digest(led) == expected
+        with led._env.begin() as txn:
+            assert led._smt.root(lambda k: txn.get(k, db=led._dbs[b"smt"])) == root
+        assert led.prove(b"acct007").height == 8
+        assert led.history(KEY, limit=1)[0].value == b"hot 8.39"
+        assert led.block_receipts(8) == rich_receipts([envelope(8_000 + i) for i in range(40)])
+
+
+def test_index_records_are_exactly_those_of_format_2(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fixed history touching every write path (deletes, tree nodes removed, keys written
+    several times in a block and out of transaction order, block-level writes, replays,
+    index prefix collisions, compressed history) leaves the very records format 2 defines:
+    the digest was taken from the straightforward per-key implementation."""
+    monkeypatch.setattr(store, "TX_KEY_BYTES", 1)  # many prefix collisions among 300 ids
+    keys = [b"c/token\x00\x00balance\x00acct%03d\x00" % i for i in range(120)]
+    genesis(ledger, [Write(k, b"%d" % i, BLOCK_WRITE_INDEX) for i, k in enumerate(keys)])
+    raws: list[bytes] = []
+    for height in range(1, 7):
+        txs = [envelope(height * 1_000 + i) for i in range(50)]
+        if height > 1:
+            txs[10:13] = raws[:3]  # replays of committed ids
+            txs[20] = txs[21]  # one id twice in a block
+        raws.extend(txs)
+        writes = [Write(keys[(height * 7 + i * 13) % 120], b"v%d.%d" % (height, i), i) for i in range(50)]
+        writes += [Write(KEY, b"hot %d %020d" % (height, i), i) for i in range(0, 50, 2)]
+        writes += [Write(keys[(height * 11 + j) % 120], None, 3 + j) for j in range(height)]
+        writes += [Write(b"fresh%d" % height, b"new", 40), Write(KEY, b"late", 1)]  # out of order
+        writes.append(Write(b"s/block", b"%d" % height, BLOCK_WRITE_INDEX))
+        commit_with(ledger, writes, txs, rich_receipts(txs), digested=height % 2 == 0)
+    assert entries(ledger, b"tx_collisions") > 0
+    assert index_digest(ledger) == "2c5a6f0db9845860c3ce14de493d80d1be98e97ec3d5379c46d92e0a04498166"
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 300, 65_535, 65_536])
+def test_receipts_record_cut_from_encodings_is_the_one_encoded(count: int) -> None:
+    """The record made from the executor's receipt encodings is byte for byte the one made
+    by encoding the receipts without their ids (array headers of every size included)."""
+    txs = [envelope(i) for i in range(min(count, 300))]
+    receipts = rich_receipts(txs)
+    receipts = [receipts[i % len(receipts)] for i in range(count)]
+    ids = [r.tx_id for r in receipts]
+    encoded = [encode(r) for r in receipts]
+    assert _pack_block_receipts(ids, receipts, encoded) == _pack_block_receipts(ids, receipts)
+    # An encoding that does not start as a receipt with a 32-byte id is not cut: the
+    # receipts are encoded instead.
+    odd = [b"\x00" + e[1:] for e in encoded]
+    assert _pack_block_receipts(ids, receipts, odd) == _pack_block_receipts(ids, receipts)

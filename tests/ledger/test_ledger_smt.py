@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 from ledger_kit import MemoryNodes
 
 from consortia.crypto import ZERO_HASH, sha256
-from consortia.ledger import InvalidWrite, LedgerCorrupt, SparseMerkleTree, StateProof, verify_state_proof
+from consortia.ledger import (
+    InvalidWrite,
+    LedgerCorrupt,
+    SmtUpdate,
+    SparseMerkleTree,
+    StateProof,
+    verify_state_proof,
+)
 from consortia.ledger.proofs import bit_at, inner_hash, leaf_hash
 from consortia.ledger.smt import node_key
 
@@ -27,6 +34,23 @@ def reference_root(entries: dict[bytes, bytes], depth: int = 0) -> bytes:
     left = {k: v for k, v in entries.items() if not bit_at(k, depth)}
     right = {k: v for k, v in entries.items() if bit_at(k, depth)}
     return inner_hash(reference_root(left, depth + 1), reference_root(right, depth + 1))
+
+
+def reference_nodes(entries: dict[bytes, bytes], depth: int = 0, prefix: int = 0) -> dict[bytes, bytes]:
+    """Every stored node by definition (position key -> preimage), built top-down."""
+    if not entries:
+        return {}
+    here = node_key(depth, prefix)
+    if len(entries) == 1:
+        ((kh, vh),) = entries.items()
+        return {here: b"\x00" + kh + vh}
+    left = {k: v for k, v in entries.items() if not bit_at(k, depth)}
+    right = {k: v for k, v in entries.items() if bit_at(k, depth)}
+    nodes = reference_nodes(left, depth + 1, prefix << 1)
+    nodes.update(reference_nodes(right, depth + 1, (prefix << 1) | 1))
+    hashes = [nodes.get(node_key(depth + 1, (prefix << 1) | b)) for b in (0, 1)]
+    nodes[here] = b"\x01" + b"".join(ZERO_HASH if n is None else sha256(n) for n in hashes)
+    return nodes
 
 
 def apply_batch(tree: SparseMerkleTree, store: MemoryNodes, changes: Changes) -> bytes:
@@ -92,6 +116,49 @@ def test_delete_then_reinsert_returns_to_the_same_root(keys: set[bytes], data: s
     assert store.nodes == fresh({k: v for k, v in entries.items() if k not in removed}).nodes
     assert apply_batch(tree, store, {k: entries[k] for k in removed}) == root
     assert store.nodes == fresh(entries).nodes
+
+
+@pytest.mark.parametrize("cache", [0, 64, 1 << 16])
+def test_large_random_batches_store_exactly_the_nodes_of_the_definition(cache: int) -> None:
+    """Batches as blocks make them (hundreds of keys, updates, inserts and deletes) leave
+    the very nodes the definition gives, both applied one by one and chained on overlays."""
+    rng = random.Random(cache)
+    universe = [sha256(b"key%d" % i) for i in range(600)]
+    tree, store = SparseMerkleTree(cache_nodes_max=cache), MemoryNodes()
+    final: dict[bytes, bytes] = {}
+    pending: list[SmtUpdate] = []
+    for n in range(24):
+        changes: Changes = {}
+        for kh in rng.sample(universe, rng.choice([1, 2, 40, 250])):
+            changes[kh] = None if rng.random() < 0.15 else sha256(rng.randbytes(8))
+        overlay: dict[bytes, bytes | None] = {}
+        for update in pending:
+            overlay.update(update.nodes)
+        update = tree.prepare(changes, store.get, overlay if pending else None)
+        assert update.deletes or None not in update.nodes.values()  # a promise the ledger relies on
+        pending.append(update)
+        for kh, vh in changes.items():
+            if vh is None:
+                final.pop(kh, None)
+            else:
+                final[kh] = vh
+        assert update.root == reference_root(final)
+        if n % 3 != 0:  # sometimes leave a batch uncommitted for the next to build on
+            for done in pending:
+                store.apply(done)
+                tree.committed(done)
+            pending = []
+            assert store.nodes == reference_nodes(final)
+    for done in pending:
+        store.apply(done)
+        tree.committed(done)
+    assert store.nodes == reference_nodes(final)
+
+
+def test_reference_nodes_agree_with_the_reference_root() -> None:
+    entries = {KEYS[i]: VALUES[i % 4] for i in range(30)}
+    nodes = reference_nodes(entries)
+    assert sha256(nodes[node_key(0, 0)]) == reference_root(entries)
 
 
 def test_empty_and_single_key_roots() -> None:

@@ -19,8 +19,10 @@ its own transaction and then calls `committed` to refresh the node cache.
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
+from functools import cache
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -29,6 +31,9 @@ from consortia.ledger.errors import InvalidWrite, LedgerCorrupt
 from consortia.ledger.proofs import EMPTY_HASH, HASH_BYTES, INNER_TAG, KEY_BITS, LEAF_TAG, bit_at
 
 NODE_BYTES = 1 + 2 * HASH_BYTES
+_MID = 1 + HASH_BYTES  # where a node's second hash starts
+# sha256 of consortia.crypto, called directly in the loops below (saves a call per node).
+_sha256 = hashlib.sha256
 _LEAF = LEAF_TAG[0]
 _INNER = INNER_TAG[0]
 _TOP_BIT = KEY_BITS - 1
@@ -50,6 +55,14 @@ def node_key(depth: int, prefix: int) -> bytes:
 
 
 _ROOT_KEY = node_key(0, 0)
+# Position keys of the top levels, which every batch rewrites, are looked up rather than
+# computed: 32k keys, ~1.2 MB, built once on first use.
+_SHALLOW = 14
+
+
+@cache
+def _shallow_keys() -> list[list[bytes]]:
+    return [[node_key(d, p) for p in range(1 << d)] for d in range(_SHALLOW + 1)]
 
 
 def _node_hash(node: bytes | None) -> bytes:
@@ -61,6 +74,8 @@ class SmtUpdate(NamedTuple):
 
     root: bytes
     nodes: dict[bytes, bytes | None]
+    # False promises that `nodes` holds no delete, so it can be applied wholesale.
+    deletes: bool = True
 
 
 class SparseMerkleTree:
@@ -75,12 +90,17 @@ class SparseMerkleTree:
         if cache_nodes_max < 0:
             raise ValueError("cache_nodes_max must be >= 0")
         self._cache_half = cache_nodes_max // 2
+        self._shallow = _shallow_keys()
         self._young: dict[bytes, bytes] = {}
         self._old: dict[bytes, bytes] = {}
         # Per-batch state, set by prepare().
         self._read_store: NodeRead = _no_store
         self._overlay: Mapping[bytes, bytes | None] | None = None
+        # Where a batch looks for a node first: the young cache generation, or nothing when
+        # an overlay must be consulted before any cache.
+        self._fast: dict[bytes, bytes] = {}
         self._writes: dict[bytes, bytes | None] = {}
+        self._deletes = False  # whether _writes holds a None
         self._khs: list[int] = []
         self._kbs: list[bytes] = []
         self._vhs: list[bytes | None] = []
@@ -107,24 +127,27 @@ class SparseMerkleTree:
         for kh, vh in changes.items():
             if len(kh) != HASH_BYTES or (vh is not None and len(vh) != HASH_BYTES):
                 raise InvalidWrite("key and value hashes must be 32 bytes")
-        items = sorted(changes.items())
         self._read_store = read
         self._overlay = overlay
+        self._fast = self._young if overlay is None else {}
         self._writes = {}
-        self._kbs = [kh for kh, _ in items]
+        self._deletes = False
+        self._kbs = sorted(changes)  # keys alone: sorting (key, value) pairs costs twice as much
         self._khs = [int.from_bytes(kh, "big") for kh in self._kbs]
-        self._vhs = [vh for _, vh in items]
+        self._vhs = [changes[kh] for kh in self._kbs]
         try:
             old_root = self._read(_ROOT_KEY, 0)
-            if not items:
-                return SmtUpdate(_node_hash(old_root), {})
-            new_root = self._update(0, 0, old_root, 0, len(items))
+            if not changes:
+                return SmtUpdate(_node_hash(old_root), {}, False)
+            new_root = self._update(0, 0, old_root, 0, len(changes))
             if new_root != old_root:
                 self._writes[_ROOT_KEY] = new_root
-            return SmtUpdate(_node_hash(new_root), self._writes)
+                self._deletes |= new_root is None
+            return SmtUpdate(_node_hash(new_root), self._writes, self._deletes)
         finally:
             self._read_store = _no_store
             self._overlay = None
+            self._fast = {}
             self._writes = {}
             self._khs, self._kbs, self._vhs = [], [], []
 
@@ -133,6 +156,13 @@ class SparseMerkleTree:
         if self._cache_half == 0:
             return
         young, old = self._young, self._old
+        if not update.deletes:
+            # A node in young shadows any stale copy in old, which is dropped when young
+            # next turns old: no need to pop each key from old.
+            young.update(update.nodes)  # type: ignore[arg-type]  # no None, see SmtUpdate
+            if len(young) > self._cache_half:
+                self._old, self._young = young, {}
+            return
         for key, node in update.nodes.items():
             old.pop(key, None)
             if node is None:
@@ -202,6 +232,10 @@ class SparseMerkleTree:
         return node
 
     # ---------------------------------------------------------------- batch
+    #
+    # The walk below runs once per changed tree node (five or six per changed key in a
+    # block of a thousand), so it is written for the interpreter: position keys, cache reads
+    # and hashes inline, a lean path for the single-key tails of the paths.
 
     def _update(self, depth: int, prefix: int, stored: bytes | None, lo: int, hi: int) -> bytes | None:
         """New node at this position for the changes [lo, hi), which all lie below it.
@@ -213,27 +247,33 @@ class SparseMerkleTree:
         if stored is None or stored[0] == _LEAF:
             # Nothing is stored below a leaf or an empty slot: rebuild from the keys it will hold.
             return self._fresh(depth, prefix, self._live(lo, hi, stored))
-        d1, lp, rp = depth + 1, prefix << 1, (prefix << 1) | 1
+        d1, lp = depth + 1, prefix << 1
+        rp = lp | 1
         mid = bisect_left(self._khs, rp << (_TOP_BIT - depth), lo, hi)
-        lh, rh = stored[1 : 1 + HASH_BYTES], stored[1 + HASH_BYTES :]
+        lh, rh = stored[1:_MID], stored[_MID:]
+        fast, shallow = self._fast, self._shallow
         # Per child: position key, node before and after; only for children the batch touches.
         lkey = rkey = b""
         lold = lnew = rold = rnew = None
         lchg, rchg = lo < mid, mid < hi
         if lchg:
-            lkey = node_key(d1, lp)
-            lold = None if lh == EMPTY_HASH else self._read_required(lkey, d1)
+            lkey = shallow[d1][lp] if d1 <= _SHALLOW else node_key(d1, lp)
+            if lh != EMPTY_HASH:
+                lold = fast.get(lkey) or self._read_required(lkey, d1)
             lnew = self._update(d1, lp, lold, lo, mid)
-            lh = _node_hash(lnew)
+            lh = EMPTY_HASH if lnew is None else _sha256(lnew).digest()
         if rchg:
-            rkey = node_key(d1, rp)
-            rold = None if rh == EMPTY_HASH else self._read_required(rkey, d1)
+            rkey = shallow[d1][rp] if d1 <= _SHALLOW else node_key(d1, rp)
+            if rh != EMPTY_HASH:
+                rold = fast.get(rkey) or self._read_required(rkey, d1)
             rnew = self._update(d1, rp, rold, mid, hi)
-            rh = _node_hash(rnew)
+            rh = EMPTY_HASH if rnew is None else _sha256(rnew).digest()
 
-        result: bytes | None = INNER_TAG + lh + rh
-        # A leaf left alone beside an empty sibling moves up, so the shape depends only on the keys.
-        if rh == EMPTY_HASH and lh != EMPTY_HASH:
+        result: bytes | None
+        if rh != EMPTY_HASH and lh != EMPTY_HASH:
+            result = INNER_TAG + lh + rh
+        elif rh == EMPTY_HASH and lh != EMPTY_HASH:
+            # A leaf left alone beside an empty sibling moves up, so the shape depends only on the keys.
             if not lchg:
                 lkey = node_key(d1, lp)
                 lold = lnew = self._read_required(lkey, d1)
@@ -241,6 +281,8 @@ class SparseMerkleTree:
             assert lnew is not None
             if lnew[0] == _LEAF:
                 result, lnew = lnew, None
+            else:
+                result = INNER_TAG + lh + rh
         elif lh == EMPTY_HASH and rh != EMPTY_HASH:
             if not rchg:
                 rkey = node_key(d1, rp)
@@ -249,67 +291,83 @@ class SparseMerkleTree:
             assert rnew is not None
             if rnew[0] == _LEAF:
                 result, rnew = rnew, None
-        elif lh == EMPTY_HASH:
+            else:
+                result = INNER_TAG + lh + rh
+        else:
             result = None
+        writes = self._writes
         if lchg and lnew != lold:
-            self._writes[lkey] = lnew
+            writes[lkey] = lnew
+            self._deletes |= lnew is None
         if rchg and rnew != rold:
-            self._writes[rkey] = rnew
+            writes[rkey] = rnew
+            self._deletes |= rnew is None
         return result
 
     def _update_one(self, depth: int, prefix: int, node: bytes | None, i: int) -> bytes | None:
-        """`_update` for a single change: walk down to its slot, then rehash back up.
+        """`_update` for the single change i: down to its slot, rehashed on the way back up.
 
-        Same rules as `_update`, without recursion; most of a batch's paths end up here.
+        Same rules as `_update`; most of a batch's paths end here. Returns `node` itself
+        when nothing changes. Recursion rather than a loop over a path list: no object is
+        allocated per level, so a batch triggers fewer garbage collections.
         """
-        ki = self._khs[i]
-        path: list[tuple[bytes, bytes | None, int, bytes, int, int]] = []
-        d, p = depth, prefix
-        while node is not None and node[0] == _INNER:
-            b = (ki >> (_TOP_BIT - d)) & 1
-            if b:
-                sibling, child_hash = node[1 : 1 + HASH_BYTES], node[1 + HASH_BYTES :]
+        if node is None or node[0] == _LEAF:
+            kb, vh = self._kbs[i], self._vhs[i]
+            if node is not None and node[1:_MID] != kb:
+                # Another key's leaf holds the slot: the change moves in beside it (or, as a
+                # delete of an absent key, changes nothing).
+                return node if vh is None else self._fresh(depth, prefix, self._live(i, i + 1, node))
+            new = None if vh is None else LEAF_TAG + kb + vh
+            return node if new == node else new
+        b = (self._khs[i] >> (_TOP_BIT - depth)) & 1
+        d, p = depth + 1, (prefix << 1) | b
+        key = self._shallow[d][p] if d <= _SHALLOW else node_key(d, p)
+        if b:
+            sibling, child_hash = node[1:_MID], node[_MID:]
+        else:
+            child_hash, sibling = node[1:_MID], node[_MID:]
+        old = None if child_hash == EMPTY_HASH else self._fast.get(key) or self._read_required(key, d)
+        new = self._update_one(d, p, old, i)
+        if new is old:
+            return node  # nothing changed below, so nothing changes here
+        if sibling != EMPTY_HASH and new is not None:  # the common case
+            self._writes[key] = new
+            h = _sha256(new).digest()
+            return INNER_TAG + sibling + h if b else INNER_TAG + h + sibling
+        # `below` stays at this position; `up` replaces `node`.
+        below: bytes | None
+        up: bytes | None
+        if sibling == EMPTY_HASH:
+            if new is None or new[0] == _LEAF:
+                below, up = None, new  # a lone leaf (or nothing) moves up
             else:
-                child_hash, sibling = node[1 : 1 + HASH_BYTES], node[1 + HASH_BYTES :]
-            d, p = d + 1, (p << 1) | b
-            key = node_key(d, p)
-            node = None if child_hash == EMPTY_HASH else self._read_required(key, d)
-            path.append((key, node, b, sibling, d, p))
-        new = self._fresh(d, p, self._live(i, i + 1, node))
-        for key, old, b, sibling, d, p in reversed(path):
-            # `below` stays at this position; `up` is the parent's new node.
-            if sibling == EMPTY_HASH:
-                if new is None or new[0] == _LEAF:
-                    below, up = None, new  # a lone leaf (or nothing) moves up
-                else:
-                    h = sha256(new)
-                    below, up = new, INNER_TAG + (EMPTY_HASH + h if b else h + EMPTY_HASH)
-            elif new is None:
-                sibling_key = node_key(d, p ^ 1)
-                other = self._read_required(sibling_key, d)
-                if other[0] == _LEAF:
-                    self._writes[sibling_key] = None
-                    below, up = None, other  # the sibling leaf is now alone: it moves up
-                else:
-                    below, up = None, INNER_TAG + (sibling + EMPTY_HASH if b else EMPTY_HASH + sibling)
+                h = _sha256(new).digest()
+                below, up = new, INNER_TAG + (EMPTY_HASH + h if b else h + EMPTY_HASH)
+        else:  # the subtree below emptied
+            sibling_key = node_key(d, p ^ 1)
+            other = self._read_required(sibling_key, d)
+            below = None
+            if other[0] == _LEAF:
+                self._writes[sibling_key] = None
+                self._deletes = True
+                up = other  # the sibling leaf is now alone: it moves up
             else:
-                h = sha256(new)
-                below, up = new, INNER_TAG + (sibling + h if b else h + sibling)
-            if below != old:
-                self._writes[key] = below
-            new = up
-        return new
+                up = INNER_TAG + (sibling + EMPTY_HASH if b else EMPTY_HASH + sibling)
+        if below != old:
+            self._writes[key] = below
+            self._deletes |= below is None
+        return up
 
     def _live(self, lo: int, hi: int, stored_leaf: bytes | None) -> list[_Live]:
         """Keys that will live in a subtree that holds at most `stored_leaf` today."""
         live = [(self._khs[i], self._kbs[i], vh) for i in range(lo, hi) if (vh := self._vhs[i]) is not None]
         if stored_leaf is not None:
-            old_kb = stored_leaf[1 : 1 + HASH_BYTES]
+            old_kb = stored_leaf[1:_MID]
             old_ki = int.from_bytes(old_kb, "big")
             j = bisect_left(self._khs, old_ki, lo, hi)
             if j == hi or self._khs[j] != old_ki:  # the batch does not touch the old key
                 at = bisect_left(live, old_ki, key=itemgetter(0))
-                live.insert(at, (old_ki, old_kb, stored_leaf[1 + HASH_BYTES :]))
+                live.insert(at, (old_ki, old_kb, stored_leaf[_MID:]))
         return live
 
     def _fresh(self, depth: int, prefix: int, live: list[_Live]) -> bytes | None:

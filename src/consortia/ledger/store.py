@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import lmdb
 import msgspec
@@ -67,6 +67,8 @@ STATE_KEY_BYTES_MAX = 480
 BLOCK_WRITE_INDEX = -1
 MAP_SIZE_DEFAULT = 1 << 36
 CACHE_NODES_DEFAULT = 1 << 18
+# State keys whose hash prepare() remembers (about 200 bytes each); emptied when full.
+KEY_HASHES_MAX = 1 << 16
 
 BLOCKS_FILE = "blocks.dat"
 INDEX_DIR = "index"
@@ -149,8 +151,9 @@ class PreparedState:
     root: bytes
     base_height: int
     base_root: bytes
-    state: tuple[tuple[bytes, bytes | None], ...]  # last write per key, in key order
-    history: tuple[tuple[bytes, int, bytes | None], ...]  # (key, tx_index, value) per write
+    state: dict[bytes, bytes | None]  # last write per key
+    history: dict[bytes, bytes]  # the block's `history` records, key -> packed entry
+    max_tx_index: int  # the highest tx_index among the writes (BLOCK_WRITE_INDEX if none)
     smt: SmtUpdate
     parent: PreparedState | None = field(default=None, repr=False)
 
@@ -177,11 +180,15 @@ class BodyDigests:
     hashing the body and receipts again): the caller vouches that they were computed from
     that very block and those receipts, and the ledger still refuses a header they do not
     match. Only a trusted in-process caller (the node's block processor) passes them.
+    `encoded_receipts`, when given, holds `encode(receipts[i])` for each receipt (the
+    receipts root's leaves): the block's receipts record is then cut from them rather than
+    encoded again.
     """
 
     tx_ids: Sequence[bytes]
     tx_root: bytes
     receipts_root: bytes
+    encoded_receipts: Sequence[bytes] | None = None
 
 
 class CommittedState:
@@ -234,6 +241,7 @@ class Ledger:
         self._dbs = dbs
         self._blocks = blocks
         self._smt = smt
+        self._key_hashes: dict[bytes, bytes] = {}  # sha256 of recent state keys (writer thread)
         self._closed = False
         self._chain_id: str | None = None
         # Head header and its hash, swapped as one object so readers never see them mixed.
@@ -365,23 +373,64 @@ class Ledger:
         """
         self._check_open()
         last: dict[bytes, bytes | None] = {}
+        versions: dict[bytes, list[int | bytes | None]] = {}
+        max_tx_index = BLOCK_WRITE_INDEX
+        in_order = True
         for w in writes:
-            _check_write(w)
-            last[w.key] = w.value
-        changes = {sha256(k): (None if v is None else sha256(v)) for k, v in last.items()}
-        overlay = None if parent is None else parent.node_overlay()
-        with self._env.begin(db=self._dbs[b"smt"]) as txn:
-            update = self._smt.prepare(changes, txn.get, overlay)
+            key, value, tx_index = w
+            if (
+                type(key) is not bytes
+                or not 0 < len(key) <= STATE_KEY_BYTES_MAX
+                or (value is not None and type(value) is not bytes)
+                or type(tx_index) is not int
+                or tx_index < BLOCK_WRITE_INDEX
+            ):
+                _check_write(w)  # raises, unless only a subclass made the exact checks miss
+            last[key] = value
+            # Executors write in transaction order: group each key's versions as they come,
+            # and regroup from scratch should a write come out of order.
+            flat = versions.get(key)
+            if flat is None:
+                versions[key] = [tx_index, value]
+            elif flat[-2] == tx_index:
+                flat[-1] = value
+            else:
+                if tx_index < flat[-2]:  # type: ignore[operator]
+                    in_order = False
+                flat += (tx_index, value)
+            if tx_index > max_tx_index:
+                max_tx_index = tx_index
+        if not in_order:
+            versions = _group_versions(writes)
         if parent is None:
             base_height, base_root = self.height, self.state_root
         else:
             base_height, base_root = parent.base_height + 1, parent.root
+        # The history records are packed now, while the versions are at hand.
+        height_bytes = _sortable_uint(base_height + 1)
+        history = {
+            _KEY_LENGTHS[len(key)] + key + height_bytes: _pack_history(flat) for key, flat in versions.items()
+        }
+        # Key hashes are remembered: the same keys (accounts, counters) recur block after block.
+        key_hashes = self._key_hashes
+        if len(key_hashes) > KEY_HASHES_MAX - len(last):
+            key_hashes = self._key_hashes = {}
+        changes: dict[bytes, bytes | None] = {}
+        for key, value in last.items():
+            kh = key_hashes.get(key)
+            if kh is None:
+                kh = key_hashes[key] = sha256(key)
+            changes[kh] = None if value is None else sha256(value)
+        overlay = None if parent is None else parent.node_overlay()
+        with self._env.begin(db=self._dbs[b"smt"]) as txn:
+            update = self._smt.prepare(changes, txn.get, overlay)
         return PreparedState(
             root=update.root,
             base_height=base_height,
             base_root=base_root,
-            state=tuple(sorted(last.items())),
-            history=tuple((w.key, w.tx_index, w.value) for w in writes),
+            state=last,
+            history=history,
+            max_tx_index=max_tx_index,
             smt=update,
             parent=parent,
         )
@@ -416,7 +465,9 @@ class Ledger:
         receipts; OSError / lmdb.Error on I/O failure (the block is then not committed).
         """
         self._check_open()
-        tx_ids, stored_receipts = self._check_block(block, receipts, prepared, digests)
+        tx_ids = self._check_block(block, receipts, prepared, digests)
+        encoded = None if digests is None else digests.encoded_receipts
+        receipts_record = _pack_block_receipts(tx_ids, receipts, encoded)
         header = block.header
         block_hash = header.hash
         old_end = self._blocks.end
@@ -424,7 +475,7 @@ class Ledger:
         try:
             self._blocks.sync()
             with self._env.begin(write=True) as txn:
-                self._write_index(txn, block, block_hash, tx_ids, stored_receipts, prepared)
+                self._write_index(txn, block, block_hash, tx_ids, receipts_record, prepared)
                 txn.put(
                     _U64.pack(header.height),
                     _LOCATION.pack(offset, length),
@@ -451,7 +502,7 @@ class Ledger:
         receipts: Sequence[Receipt],
         prepared: PreparedState,
         digests: BodyDigests | None,
-    ) -> tuple[list[bytes], list[_StoredReceipt]]:
+    ) -> list[bytes]:
         """Refuse a block that is not the next one or whose header does not match its body.
 
         Returns the transaction ids and the receipts as stored (without their tx ids). The
@@ -485,24 +536,23 @@ class Ledger:
             raise InvalidBlock(f"header counts {header.tx_count} transactions, body has {len(tx_ids)}")
         if len(receipts) != len(tx_ids):
             raise InvalidBlock(f"{len(receipts)} receipts for {len(tx_ids)} transactions")
-        for i, (receipt, tx_id) in enumerate(zip(receipts, tx_ids, strict=True)):
-            if receipt.tx_id != tx_id:
-                raise InvalidBlock(f"receipt {i} is for another transaction")
+        if [r.tx_id for r in receipts] != tx_ids:
+            i = next(i for i, (r, tx_id) in enumerate(zip(receipts, tx_ids, strict=True)) if r.tx_id != tx_id)
+            raise InvalidBlock(f"receipt {i} is for another transaction")
         if digests is None or header.height == 0:
             receipts_root = merkle_root([encode(r) for r in receipts])
         else:
             receipts_root = digests.receipts_root
         if header.receipts_root != receipts_root:
             raise InvalidBlock("receipts root does not match the receipts")
-        if header.height > 0:
-            for _, tx_index, _ in prepared.history:
-                if tx_index >= len(tx_ids):
-                    raise InvalidBlock(f"a write names transaction {tx_index}; the block has {len(tx_ids)}")
+        if header.height > 0 and prepared.max_tx_index >= len(tx_ids):
+            raise InvalidBlock(
+                f"a write names transaction {prepared.max_tx_index}; the block has {len(tx_ids)}"
+            )
         cert = block.certificate
         if cert is not None and (cert.height != header.height or cert.block_hash != header.hash):
             raise InvalidBlock("the commit certificate is for another block")
-        stored = [_StoredReceipt(r.status, r.error, r.events, r.steps, r.result) for r in receipts]
-        return tx_ids, stored
+        return tx_ids
 
     def _write_index(
         self,
@@ -510,37 +560,17 @@ class Ledger:
         block: Block,
         block_hash: bytes,
         tx_ids: list[bytes],
-        stored_receipts: list[_StoredReceipt],
+        receipts_record: bytes,
         prepared: PreparedState,
     ) -> None:
         height = block.header.height
-        state_db, smt_db, hist_db = self._dbs[b"state"], self._dbs[b"smt"], self._dbs[b"history"]
-        for key, value in prepared.state:
-            if value is None:
-                txn.delete(key, db=state_db)
-            else:
-                txn.put(key, value, db=state_db)
-        for node_key, node in sorted(prepared.smt.nodes.items()):
-            if node is None:
-                txn.delete(node_key, db=smt_db)
-            else:
-                txn.put(node_key, node, db=smt_db)
-        # One entry per key and block, its versions in transaction order; a transaction's
-        # last write of a key wins, as in state.
-        versions: dict[bytes, dict[int, bytes | None]] = {}
-        for key, tx_index, value in prepared.history:
-            versions.setdefault(key, {})[tx_index] = value
-        height_bytes = _sortable_uint(height)
-        for key in sorted(versions):
-            by_tx = versions[key]
-            flat: list[int | bytes | None] = []
-            for tx_index in sorted(by_tx):
-                flat += (tx_index, by_tx[tx_index])
-            txn.put(_history_prefix(key) + height_bytes, _pack_history(flat), db=hist_db)
+        _write_all(txn, self._dbs[b"state"], prepared.state.items(), deletes=True)
+        _write_all(txn, self._dbs[b"smt"], prepared.smt.nodes.items(), prepared.smt.deletes)
+        txn.cursor(db=self._dbs[b"history"]).putmulti(prepared.history.items())
         self._index_txs(txn, height, tx_ids)
         txn.put(
             _U64.pack(height),
-            _pack_block_receipts(tx_ids, stored_receipts),
+            receipts_record,
             append=True,
             db=self._dbs[b"receipts"],
         )
@@ -552,24 +582,41 @@ class Ledger:
     def _index_txs(self, txn: lmdb.Transaction, height: int, tx_ids: list[bytes]) -> None:
         """Add the block's ids to the tx index. First occurrence wins: a replayed id (marked
         invalid by execution) keeps its original location."""
-        txs_db, collisions_db = self._dbs[b"txs"], self._dbs[b"tx_collisions"]
-        for index, tx_id in enumerate(tx_ids):
-            location = _pack_location(height, index)
-            if txn.put(tx_id[:TX_KEY_BYTES], location, overwrite=False, db=txs_db):
-                continue
-            existing = txn.get(tx_id[:TX_KEY_BYTES], db=txs_db)
+        txs_db = self._dbs[b"txs"]
+        at_height = _uvarint(height)
+        items = [(tx_id[:TX_KEY_BYTES], at_height + _uvarint(i)) for i, tx_id in enumerate(tx_ids)]
+        _, added = txn.cursor(db=txs_db).putmulti(items, overwrite=False)
+        if added == len(items):
+            return  # the common case: every prefix was new
+        for index, (prefix, location) in enumerate(items):
+            existing = txn.get(prefix, db=txs_db)
             if existing is None:
                 raise LedgerCorrupt("the tx index refused a key it does not hold")
-            at_height, at_index = _unpack_location(existing)
-            if at_height == height:
-                holder = tx_ids[at_index]
-            else:
-                record = txn.get(_U64.pack(at_height), db=self._dbs[b"receipts"])
-                if record is None:
-                    raise LedgerCorrupt(f"the tx index names block {at_height}, which has no record")
-                holder = _BlockReceipts(record).tx_id(at_index)
-            if holder != tx_id:
-                txn.put(tx_id, location, overwrite=False, db=collisions_db)
+            if existing != location:  # not this very entry: an earlier id holds the prefix
+                self._index_collision(txn, height, tx_ids, index, location, bytes(existing))
+
+    def _index_collision(
+        self,
+        txn: lmdb.Transaction,
+        height: int,
+        tx_ids: list[bytes],
+        index: int,
+        location: bytes,
+        existing: bytes,
+    ) -> None:
+        """tx_ids[index] found its prefix taken: a replay keeps the first location, a
+        different id goes to `tx_collisions`."""
+        tx_id = tx_ids[index]
+        at_height, at_index = _unpack_location(existing)
+        if at_height == height:
+            holder = tx_ids[at_index]
+        else:
+            record = txn.get(_U64.pack(at_height), db=self._dbs[b"receipts"])
+            if record is None:
+                raise LedgerCorrupt(f"the tx index names block {at_height}, which has no record")
+            holder = _BlockReceipts(record).tx_id(at_index)
+        if holder != tx_id:
+            txn.put(tx_id, location, overwrite=False, db=self._dbs[b"tx_collisions"])
 
     def _find_tx(self, txn: lmdb.Transaction, tx_id: bytes) -> tuple[int, int, _BlockReceipts] | None:
         """(height, index, the block's receipts record) of a committed id, within `txn`."""
@@ -774,9 +821,45 @@ def _tx_ids(block: Block) -> list[bytes]:
     return ids
 
 
+def _write_all(
+    txn: lmdb.Transaction,
+    db: lmdb._Database,
+    items: Iterable[tuple[bytes, bytes | None]],
+    deletes: bool,
+) -> None:
+    """Put every item, or delete its key for a None value (`deletes` False promises there
+    is none). Puts go through one cursor.putmulti call: a C loop rather than a Python one."""
+    puts: Iterable[tuple[bytes, bytes | None]] = items
+    if deletes:
+        puts = []
+        for key, value in items:
+            if value is None:
+                txn.delete(key, db=db)
+            else:
+                puts.append((key, value))
+    txn.cursor(db=db).putmulti(cast(Iterable[tuple[bytes, bytes]], puts))
+
+
 def _history_prefix(key: bytes) -> bytes:
     # Length first: one key's versions are contiguous even when it prefixes another key.
-    return _KEY_LENGTH.pack(len(key)) + key
+    return _KEY_LENGTHS[len(key)] + key
+
+
+_KEY_LENGTHS = [_KEY_LENGTH.pack(n) for n in range(STATE_KEY_BYTES_MAX + 1)]
+
+
+def _group_versions(writes: Sequence[Write]) -> dict[bytes, list[int | bytes | None]]:
+    """Per key, [tx_index, value, ...] in transaction order; a transaction's last write wins."""
+    by_key: dict[bytes, dict[int, bytes | None]] = {}
+    for key, value, tx_index in writes:
+        by_key.setdefault(key, {})[tx_index] = value
+    versions: dict[bytes, list[int | bytes | None]] = {}
+    for key, by_tx in by_key.items():
+        flat: list[int | bytes | None] = []
+        for tx_index in sorted(by_tx):
+            flat += (tx_index, by_tx[tx_index])
+        versions[key] = flat
+    return versions
 
 
 def _sortable_uint(n: int) -> bytes:
@@ -855,10 +938,43 @@ def _unpack_history(raw: bytes) -> list[int | bytes | None]:
     return flat
 
 
-def _pack_block_receipts(tx_ids: Sequence[bytes], receipts: Sequence[_StoredReceipt]) -> bytes:
-    """u32 count | the block's tx ids | zlib(msgpack list of receipts without tx ids)."""
-    body = zlib.compress(encode(receipts), ZLIB_LEVEL) if receipts else b""
-    return _U32.pack(len(tx_ids)) + b"".join(tx_ids) + body
+def _pack_block_receipts(
+    tx_ids: Sequence[bytes], receipts: Sequence[Receipt], encoded: Sequence[bytes] | None = None
+) -> bytes:
+    """u32 count | the block's tx ids | zlib(msgpack list of receipts without tx ids).
+
+    `encoded`, when given, holds each receipt's own encoding, from which the list is cut.
+    """
+    if not receipts:
+        return _U32.pack(len(tx_ids)) + b"".join(tx_ids)
+    plain = None if encoded is None else _stored_receipts_from(encoded)
+    if plain is None:
+        plain = encode([_StoredReceipt(r.status, r.error, r.events, r.steps, r.result) for r in receipts])
+    return _U32.pack(len(tx_ids)) + b"".join(tx_ids) + zlib.compress(plain, ZLIB_LEVEL)
+
+
+# How a Receipt's encoding starts: an array of its 6 fields, then the tx id as 32-byte bin.
+_RECEIPT_HEAD = b"\x96\xc4\x20"
+_STORED_RECEIPT_HEAD = b"\x95"  # the 5 fields left without the tx id
+
+
+def _stored_receipts_from(encoded: Sequence[bytes]) -> bytes | None:
+    """encode([_StoredReceipt...]) cut out of the receipts' encodings (each is the same array
+    less its leading tx id), or None should one not start as a Receipt with a 32-byte id."""
+    head = len(_RECEIPT_HEAD) + HASH_BYTES
+    tails = [e[head:] for e in encoded if e.startswith(_RECEIPT_HEAD)]
+    if len(tails) != len(encoded):
+        return None
+    return _msgpack_array_head(len(tails)) + _STORED_RECEIPT_HEAD + _STORED_RECEIPT_HEAD.join(tails)
+
+
+def _msgpack_array_head(n: int) -> bytes:
+    """The msgpack header of an n-element array, in its shortest form (as msgspec writes it)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
 
 
 class _BlockReceipts:

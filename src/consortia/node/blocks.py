@@ -92,6 +92,7 @@ class BlockProcessor:
             [i.tx_id for i in inputs],
             merkle_root(raws),
             merkle_root(outcome.encoded_receipts),
+            outcome.encoded_receipts,
         )
         header = Header(
             chain_id=config.chain_id,
@@ -138,7 +139,7 @@ class BlockProcessor:
         if merkle_root(outcome.encoded_receipts) != h.receipts_root:
             raise BlockRejected("execution gives different receipts than the header claims")
         # Both roots were just checked against these very txs and receipts.
-        digests = BodyDigests([i.tx_id for i in inputs], h.tx_root, h.receipts_root)
+        digests = BodyDigests([i.tx_id for i in inputs], h.tx_root, h.receipts_root, outcome.encoded_receipts)
         executed = Executed(block, outcome, prepared, digests)
         self._remember(executed)
         return executed
@@ -207,7 +208,7 @@ class BlockProcessor:
         executed = self.execute(config, block)
         final = Block(block.header, block.txs, certificate)
         self.ledger.commit(final, executed.outcome.receipts, executed.prepared, executed.digests)
-        self.committed.add_committed([r.tx_id for r in executed.outcome.receipts])
+        self.committed.add_committed(executed.digests.tx_ids)  # the receipts' ids, as the ledger checked
         self._executed.pop(block.hash, None)
         return Executed(final, executed.outcome, executed.prepared, executed.digests)
 
