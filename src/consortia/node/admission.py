@@ -27,7 +27,7 @@ from consortia.crypto import BatchVerifier, VerifyJob
 from consortia.types import CodecError, Envelope, Transaction, decode_envelope, tx_signing_bytes
 from consortia.types.eth import EthTransaction, EthTxError, decode_eth_transaction
 
-# Signature checks worth a hand-off to the verifier's threads on their own: smaller requests
+# Signature checks worth a hand-off to the verifier's workers on their own: smaller requests
 # wait for the end of the event-loop turn to go together (each hand-off wakes threads).
 FLUSH_JOBS = 128
 
@@ -76,10 +76,10 @@ def parse_eth_transaction(raw: bytes, chain_id: int) -> EthTransaction:
 
 
 class SignatureBatcher:
-    """Verifies signatures on the verifier's threads while the event loop goes on.
+    """Verifies signatures on the verifier's workers while the event loop goes on.
 
     Requests made in one event-loop turn join one verifier job, which starts at the end of
-    the turn, or at once when it holds `flush_jobs` signatures (so the threads need not wait
+    the turn, or at once when it holds `flush_jobs` signatures (so the workers need not wait
     for the rest of the turn). However many chunks the verifier splits a job into, its
     results reach the loop in one wake-up, when the last chunk is done.
     """
