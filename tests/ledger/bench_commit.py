@@ -7,7 +7,8 @@ Not a test (no timing assertions): run it to measure on a host, e.g.
 
 Blocks of 500 transfers among 10,000 accounts, with the write set, receipts and events a
 `token.transfer` leaves (2 balance keys per transaction), synthesised up front so only the
-ledger and the block processor are timed. It reports, as the median over rounds:
+ledger and the block processor are timed. It reports the median over rounds (and, in
+brackets, the minimum: on a shared host other load only ever adds time):
 
     prepare     Ledger.prepare (state root: sparse Merkle tree update)
     commit      Ledger.commit (block append + fsync, state, tree nodes, history, tx index,
@@ -211,6 +212,11 @@ def processor_round(
     return leader_s / n, follower_s / n
 
 
+def _figure(seconds_per_tx: Sequence[float]) -> str:
+    median, least = statistics.median(seconds_per_tx) * 1e6, min(seconds_per_tx) * 1e6
+    return f"{median:7.1f} us/tx CPU [{least:.1f}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -223,16 +229,18 @@ def main() -> None:
     base = None if args.fsync else "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         where = Path(tmp)
-        us = 1e6
         workload = Workload()
         with Ledger.open(where / "ledger", CHANNEL) as ledger:
             _genesis(ledger, workload.genesis_writes())
             ledger_round(ledger, workload, WARM_BLOCKS)
             rows = [ledger_round(ledger, workload, args.blocks) for _ in range(args.rounds)]
-        prepare, commit, wall = (statistics.median(col) * us for col in zip(*rows, strict=True))
+        prepare, commit, wall = zip(*rows, strict=True)
         print(f"ledger in {'a disk directory' if args.fsync else 'tmpfs'}, {TXS_PER_BLOCK} txs/block")
-        print(f"prepare   {prepare:7.1f} us/tx CPU")
-        print(f"commit    {commit:7.1f} us/tx CPU" + (f"  ({wall:.1f} us/tx wall)" if args.fsync else ""))
+        print(f"prepare   {_figure(prepare)}")
+        print(
+            f"commit    {_figure(commit)}"
+            + (f"  ({statistics.median(wall) * 1e6:.1f} us/tx wall)" if args.fsync else "")
+        )
         if args.ledger_only:
             return
 
@@ -248,9 +256,9 @@ def main() -> None:
             follower = _processor(follower_ledger, _StubExecutor(config))
             processor_round(leader, follower, transfers, WARM_BLOCKS)
             rows2 = [processor_round(leader, follower, transfers, args.blocks) for _ in range(args.rounds)]
-        lead, follow = (statistics.median(col) * us for col in zip(*rows2, strict=True))
-        print(f"leader    {lead:7.1f} us/tx CPU  (build + commit, executor stubbed)")
-        print(f"follower  {follow:7.1f} us/tx CPU  (execute + commit, executor stubbed)")
+        lead, follow = zip(*rows2, strict=True)
+        print(f"leader    {_figure(lead)}  (build + commit, executor stubbed)")
+        print(f"follower  {_figure(follow)}  (execute + commit, executor stubbed)")
 
 
 if __name__ == "__main__":
