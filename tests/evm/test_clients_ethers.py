@@ -34,7 +34,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EthNetwork]:
         yield network
 
 
-def _config(net: EthNetwork, tmp: Path, **fields: Any) -> str:
+def _config(tmp: Path, **fields: Any) -> str:
     contracts = {
         name: {"abi": c["abi"], "bytecode": "0x" + c["bytecode"]} for name, c in compile_contracts().items()
     }
@@ -50,7 +50,6 @@ def _checksum(key: bytes) -> str:
 @pytest.fixture(scope="module")
 def flow(net: EthNetwork, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     config = _config(
-        net,
         tmp_path_factory.mktemp("ethers-flow"),
         rpc=net.nodes[0].jsonrpc,
         rpc_other=net.nodes[-1].jsonrpc,
@@ -105,7 +104,6 @@ def test_ethers_websocket_provider_sees_blocks_and_events(
     net: EthNetwork, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     config = _config(
-        net,
         tmp_path_factory.mktemp("ethers-ws"),
         ws=net.nodes[0].jsonrpc_ws,
         rpc_other=net.nodes[-1].jsonrpc,
