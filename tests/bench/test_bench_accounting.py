@@ -72,3 +72,6 @@ def test_cli_json_against_the_network(solo: Target) -> None:
     assert data.keys() >= JSON_KEYS
     assert (data["submitted"], data["committed"], data["lost"], data["rejected"]) == (200, 200, 0, 0)
     assert data["workload"] == "kv_write" and data["latency_p99_ms"] >= data["latency_p50_ms"] > 0
+    host = data["host_cpu"]
+    assert host.keys() == {"busy_pct", "idle_pct", "steal_pct"} and host["busy_pct"] > 0
+    assert abs(sum(host.values()) - 100) < 0.5

@@ -54,3 +54,30 @@ def test_profile_ranks_skip_process_and_thread_frames(tmp_path: Path) -> None:
     assert not any(name.startswith(("process", "thread")) for name in names)
     expected = {"execute (node/blocks.py)": 75.0, "ed25519_verify (crypto/suites.py)": 25.0}
     assert dict(costs["self"]) == expected
+
+
+STAT = "cpu  {} 0 {} {} {} 0 {} {} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1\n"
+
+
+def test_host_cpu_shares_split_busy_idle_and_steal() -> None:
+    # user, system, idle, iowait, softirq, steal
+    before = procstats.host_cpu(STAT.format(100, 50, 1000, 10, 5, 20))
+    after = procstats.host_cpu(STAT.format(400, 100, 1300, 30, 25, 220))
+    assert before == procstats.HostCpu(busy=155, idle=1010, steal=20)
+    # busy 370, idle 320, steal 200 of 890 ticks
+    assert procstats.host_cpu_shares(before, after) == {"busy_pct": 41.6, "idle_pct": 36.0, "steal_pct": 22.5}
+
+
+def test_host_cpu_readings_that_cannot_be_compared() -> None:
+    assert procstats.host_cpu("intr 1 2 3\n") is None
+    assert procstats.host_cpu("cpu  1 x 3 4\n") is None
+    old_kernel = procstats.host_cpu("cpu  1 2 3 4\n")  # no iowait, irq or steal columns
+    assert old_kernel == procstats.HostCpu(busy=6, idle=4, steal=0)
+    same = procstats.host_cpu(STAT.format(1, 1, 1, 1, 1, 1))
+    assert procstats.host_cpu_shares(same, same) == {}
+    assert procstats.host_cpu_shares(None, same) == {}
+
+
+def test_host_cpu_reads_this_machine() -> None:
+    first = procstats.host_cpu()
+    assert first is not None and first.busy + first.idle > 0

@@ -117,6 +117,53 @@ def machine() -> dict[str, str | int | float]:
     }
 
 
+@dataclass(frozen=True)
+class HostCpu:
+    """The host's CPU time so far, all CPUs together, in clock ticks (the first line of
+    /proc/stat). Steal is time the hypervisor gave this machine's CPUs to someone else: on
+    a shared virtual machine it is the one figure that says how much of the measured
+    slowdown was not the software's."""
+
+    busy: int  # user, nice, system, irq, softirq (guest time is counted inside user)
+    idle: int  # idle and iowait
+    steal: int
+
+
+def host_cpu(stat_text: str | None = None) -> HostCpu | None:
+    """The host's CPU counters, from `stat_text` (the contents of /proc/stat) or the file
+    itself; None where there is no /proc/stat or its first line is not the `cpu` total."""
+    if stat_text is None:
+        try:
+            stat_text = Path("/proc/stat").read_text()
+        except OSError:
+            return None
+    fields = stat_text.split("\n", 1)[0].split()
+    if len(fields) < 5 or fields[0] != "cpu":
+        return None
+    try:
+        ticks = [int(f) for f in fields[1:9]] + [0] * (9 - len(fields))
+    except ValueError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = ticks[:8]
+    return HostCpu(user + nice + system + irq + softirq, idle + iowait, steal)
+
+
+def host_cpu_shares(before: HostCpu | None, after: HostCpu | None) -> dict[str, float]:
+    """Percent of all CPU time between two readings that was busy, idle and stolen; empty
+    when either reading is missing or no tick passed."""
+    if before is None or after is None:
+        return {}
+    busy, idle, steal = after.busy - before.busy, after.idle - before.idle, after.steal - before.steal
+    total = busy + idle + steal
+    if total <= 0:
+        return {}
+    return {
+        "busy_pct": round(100 * busy / total, 1),
+        "idle_pct": round(100 * idle / total, 1),
+        "steal_pct": round(100 * steal / total, 1),
+    }
+
+
 def load_average() -> tuple[float, float, float]:
     try:
         return os.getloadavg()

@@ -71,8 +71,16 @@ ROWS: list[tuple[str, Callable[[RunResult], str]]] = [
     ("txs per node-CPU-second", lambda r: _v(r.txs_per_node_cpu_s)),
     ("client CPU s", lambda r: _v(r.client_cpu_s)),
     ("max send lag ms", lambda r: _v(r.send_lag_ms_max)),
+    ("host CPU busy / idle / steal %", lambda r: _host_cpu(r)),
     ("failed receipts (sample)", lambda r: f"{r.failed_receipts_sampled}/{r.receipts_sampled}"),
 ]
+
+
+def _host_cpu(r: RunResult) -> str:
+    h = r.host_cpu
+    if not h:
+        return "-"
+    return " / ".join(_v(h.get(k)) for k in ("busy_pct", "idle_pct", "steal_pct"))
 
 
 def table(results: list[tuple[str, RunResult]], title: str) -> Table:
@@ -87,7 +95,7 @@ def table(results: list[tuple[str, RunResult]], title: str) -> Table:
 
 def ramp_table(ramp: RampResult, title: str) -> Table:
     t = Table(title=title)
-    for col in ("offered /s", "committed TPS", "p99 ms", "rejected", "lost", "verdict"):
+    for col in ("offered /s", "committed TPS", "p99 ms", "rejected", "lost", "host steal %", "verdict"):
         t.add_column(col, justify="right")
     for s in ramp.steps:
         r = s.result
@@ -97,6 +105,7 @@ def ramp_table(ramp: RampResult, title: str) -> Table:
             _v(r.latency_ms.get("p99")),
             _v(r.rejected),
             _v(r.lost),
+            _v(r.host_cpu.get("steal_pct")),
             "sustainable" if s.sustainable else s.why,
         )
     return t
@@ -111,14 +120,15 @@ def markdown_table(results: list[tuple[str, RunResult]]) -> str:
 
 def markdown_ramp(ramp: RampResult) -> str:
     lines = [
-        "| offered /s | committed TPS | p99 ms | rejected | lost | verdict |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| offered /s | committed TPS | p99 ms | rejected | lost | host steal % | verdict |",
+        "|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in ramp.steps:
         r = s.result
         verdict = "sustainable" if s.sustainable else s.why
-        p99 = _v(r.latency_ms.get("p99"))
-        lines.append(f"| {_v(s.rate)} | {_v(r.tps)} | {p99} | {r.rejected} | {r.lost} | {verdict} |")
+        p99, steal = _v(r.latency_ms.get("p99")), _v(r.host_cpu.get("steal_pct"))
+        cells = [_v(s.rate), _v(r.tps), p99, str(r.rejected), str(r.lost), steal, verdict]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -77,6 +77,9 @@ class RunResult:
     timeline: list[TimePoint] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     load_average: list[float] = field(default_factory=list)
+    # The host's CPU time over the run, load and drain (busy/idle/steal %): steal is CPU the
+    # hypervisor gave elsewhere, which slows every process without showing in their CPU time.
+    host_cpu: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The JSON form: everything but the raw latency list."""

@@ -20,7 +20,7 @@ import httpx
 from consortia.bench.errors import BenchError
 from consortia.bench.loadgen import BatchRecord, WorkerParams, decode_records, worker_main
 from consortia.bench.observer import BlockObserver
-from consortia.bench.procstats import ProcSample, disk_usage, load_average, sample
+from consortia.bench.procstats import ProcSample, disk_usage, host_cpu, host_cpu_shares, load_average, sample
 from consortia.bench.results import NodeUsage, RunResult, latency_summary, timeline
 from consortia.bench.target import Target
 from consortia.bench.workload import SetupEnv, Workload, client_identities, load_workload
@@ -215,6 +215,7 @@ class Harness:
             ),
             latencies_ms=lats,
             load_average=list(load_average()),
+            host_cpu=host_cpu_shares(before["host"], after["host"]),
         )
 
     # ---- accounting -------------------------------------------------------------------------
@@ -262,7 +263,7 @@ class Harness:
         nodes = [sample(n.pid) if n.pid else None for n in self.target.nodes]
         disks = [disk_usage(n.data_dir) if n.data_dir is not None else None for n in self.target.nodes]
         clients = [sample(pid) for pid in self.client_pids]
-        return {"nodes": nodes, "disks": disks, "clients": clients, "t": time.monotonic()}
+        return {"nodes": nodes, "disks": disks, "clients": clients, "host": host_cpu(), "t": time.monotonic()}
 
     def _usage(self, before: dict[str, Any], after: dict[str, Any], wall_s: float) -> list[NodeUsage]:
         out = []
@@ -379,6 +380,7 @@ class Harness:
             timeline=timeline(t0, submits, commits, horizon),
             latencies_ms=lats,
             load_average=list(load_average()),
+            host_cpu=host_cpu_shares(before["host"], after["host"]),
         )
 
     def _sample_receipts(self, found: dict[bytes, int]) -> tuple[int, int]:
