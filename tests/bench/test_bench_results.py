@@ -119,7 +119,8 @@ class FakeHarness:
     def run(self, rate: float, duration_s: float) -> RunResult:
         self.rates.append(rate)
         p99 = 100.0 if rate <= self.capacity else 10_000.0
-        return result(offered_rate=rate, latency_ms={"p99": p99})
+        steal = {"busy_pct": 60.0, "idle_pct": 30.0, "steal_pct": 10.0}
+        return result(offered_rate=rate, latency_ms={"p99": p99}, host_cpu=steal, txs_per_node_cpu_s=rate / 2)
 
 
 @given(st.integers(50, 20_000))
@@ -134,6 +135,10 @@ def test_ramp_brackets_the_capacity(capacity: int) -> None:
     assert failed and min(failed) > capacity
     # Three bisections of a [r, 1.5 r] bracket leave a gap of at most r / 16 (plus rounding).
     assert min(f for f in failed if f > out.max_rate) <= out.max_rate * (1 + 0.5 / 8) + 2
+    # Each step in the JSON says how loaded the host was and what a transaction cost.
+    steps = out.summary()["steps"]
+    assert [s["rate"] for s in steps] == fake.rates
+    assert all(s["host_cpu"]["steal_pct"] == 10.0 and s["txs_per_node_cpu_s"] == s["rate"] / 2 for s in steps)
 
 
 def test_judge_catches_a_rising_latency() -> None:

@@ -70,6 +70,8 @@ class RampResult:
                     "latency_p99_ms": s.result.latency_ms.get("p99"),
                     "rejected": s.result.rejected,
                     "lost": s.result.lost,
+                    "txs_per_node_cpu_s": s.result.txs_per_node_cpu_s,
+                    "host_cpu": s.result.host_cpu,
                 }
                 for s in self.steps
             ],
