@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,3 +148,67 @@ def test_judge_catches_a_rising_latency() -> None:
     assert judge(result(duration_s=8.0, timeline=flat), 5000) == (True, "ok")
     ok, why = judge(result(duration_s=8.0, timeline=rising, latency_ms={"p99": 1000.0}), 5000)
     assert not ok and why.startswith("latency rising")
+
+
+class NoisyHarness(FakeHarness):
+    """A host whose neighbours steal `steals[i]`% of the CPU during run i, which halves the
+    capacity while the steal is above 20%."""
+
+    def __init__(self, capacity: float, steals: list[float]) -> None:
+        super().__init__(capacity)
+        self.steals = steals
+
+    def run(self, rate: float, duration_s: float) -> RunResult:
+        steal = self.steals[len(self.rates)] if len(self.rates) < len(self.steals) else 0.0
+        self.rates.append(rate)
+        capacity = self.capacity / 2 if steal > 20 else self.capacity
+        p99 = 100.0 if rate <= capacity else 10_000.0
+        host = {"busy_pct": 100.0 - steal, "idle_pct": 0.0, "steal_pct": steal}
+        return result(offered_rate=rate, latency_ms={"p99": p99}, host_cpu=host)
+
+
+def test_ramp_runs_a_step_again_when_steal_failed_it() -> None:
+    from consortia.bench.ramp import RampOptions, ramp
+
+    # The first two runs meet 45% steal; then the host is quiet.
+    fake = NoisyHarness(3000, [45.0, 45.0])
+    out = ramp(fake, RampOptions(start_rate=2000, factor=2, steps_max=3, refine_steps=0))  # type: ignore[arg-type]
+    assert fake.rates == [2000, 2000, 2000, 4000]
+    assert [s.retried for s in out.steps] == [True, True, False, False]
+    assert "host steal 45.0% over 20%: run again" in out.steps[0].why
+    assert out.max_rate == 2000 and out.best is not None and out.best.host_cpu["steal_pct"] == 0.0
+    assert [s["retried"] for s in out.summary()["steps"]] == [True, True, False, False]
+
+
+def test_ramp_gives_up_on_a_host_that_stays_busy() -> None:
+    from consortia.bench.ramp import RampOptions, ramp
+
+    fake = NoisyHarness(3000, [45.0] * 20)
+    options = RampOptions(start_rate=2000, factor=2, steps_max=1, refine_steps=0, steal_retries=1)
+    out = ramp(fake, options)  # type: ignore[arg-type]
+    # 2000 fails twice (once retried), then the ramp comes down to 1000, which holds.
+    assert fake.rates == [2000, 2000, 1000]
+    assert [(s.rate, s.sustainable, s.retried) for s in out.steps] == [
+        (2000, False, True),
+        (2000, False, False),
+        (1000, True, False),
+    ]
+    assert out.max_rate == 1000
+
+
+def test_ramp_without_a_steal_bound_judges_every_step_once() -> None:
+    from consortia.bench.ramp import RampOptions, ramp
+
+    fake = NoisyHarness(3000, [45.0])
+    options = RampOptions(start_rate=2000, factor=2, steps_max=1, refine_steps=0, steal_max_pct=100)
+    out = ramp(fake, options)  # type: ignore[arg-type]
+    assert fake.rates == [2000, 1000] and not any(s.retried for s in out.steps)
+
+
+@pytest.mark.parametrize("options", [{"steal_max_pct": -1}, {"steal_max_pct": 101}, {"steal_retries": -1}])
+def test_ramp_refuses_a_steal_bound_out_of_range(options: dict[str, float]) -> None:
+    from consortia.bench.errors import BenchError
+    from consortia.bench.ramp import RampOptions
+
+    with pytest.raises(BenchError, match="steal bound"):
+        RampOptions(**options).validate()  # type: ignore[arg-type]

@@ -6,6 +6,11 @@ and the median latency does not climb during the step (a growing queue shows up 
 two long before p99 crosses the bound). The ramp multiplies the rate by
 `factor` while steps pass (or divides it, when the first step already fails), then bisects
 between the highest pass and the lowest failure above it.
+
+On a virtual machine the hypervisor may lend the host's CPUs elsewhere ("steal"), which
+slows every process alike: a step that fails while steal exceeds `steal_max_pct` says more
+about the neighbours than about the platform, so its rate is run again (at most
+`steal_retries` times; every attempt stays in the steps, marked `retried`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ class RampOptions:
     steps_max: int = 10
     refine_steps: int = 2
     latency_bound_ms: float = 2000.0
+    steal_max_pct: float = 20.0
+    steal_retries: int = 2
 
     def validate(self) -> None:
         """Raises BenchError for options that cannot describe a ramp."""
@@ -39,6 +46,8 @@ class RampOptions:
             raise BenchError("the ramp factor must be above 1")
         if self.steps_max < 1 or self.refine_steps < 0:
             raise BenchError("the ramp needs at least one step")
+        if not 0 <= self.steal_max_pct <= 100 or self.steal_retries < 0:
+            raise BenchError("the steal bound must be 0-100% and its retries >= 0")
 
 
 @dataclass
@@ -47,6 +56,7 @@ class RampStep:
     sustainable: bool
     why: str
     result: RunResult
+    retried: bool = False  # failed under steal above the bound: the rate was run again
 
 
 @dataclass
@@ -72,6 +82,7 @@ class RampResult:
                     "lost": s.result.lost,
                     "txs_per_node_cpu_s": s.result.txs_per_node_cpu_s,
                     "host_cpu": s.result.host_cpu,
+                    "retried": s.retried,
                 }
                 for s in self.steps
             ],
@@ -120,16 +131,24 @@ def ramp(harness: Harness, options: RampOptions, on_step: Any = None) -> RampRes
     failed: float | None = None
 
     def step(r: float) -> bool:
-        result = harness.run(r, options.step_s)
-        ok, why = judge(result, options.latency_bound_ms)
-        out.steps.append(RampStep(r, ok, why, result))
-        if on_step is not None:
-            on_step(out.steps[-1])
-        if ok and (out.max_rate is None or r > out.max_rate):
-            out.max_rate, out.best = r, result
-        if not ok:
-            wait_idle(harness)
-        return ok
+        retries = options.steal_retries
+        while True:
+            result = harness.run(r, options.step_s)
+            ok, why = judge(result, options.latency_bound_ms)
+            steal = result.host_cpu.get("steal_pct", 0.0)
+            again = not ok and steal > options.steal_max_pct and retries > 0
+            if again:
+                why += f"; host steal {steal}% over {options.steal_max_pct:g}%: run again"
+                retries -= 1
+            out.steps.append(RampStep(r, ok, why, result, again))
+            if on_step is not None:
+                on_step(out.steps[-1])
+            if ok and (out.max_rate is None or r > out.max_rate):
+                out.max_rate, out.best = r, result
+            if not ok:
+                wait_idle(harness)
+            if not again:
+                return ok
 
     for _ in range(options.steps_max):
         if not step(rate):

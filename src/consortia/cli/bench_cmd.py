@@ -34,6 +34,12 @@ def bench(
     latency_bound_ms: float = typer.Option(
         2000.0, "--latency-bound-ms", help="p99 above this is not sustainable."
     ),
+    steal_max: float = typer.Option(
+        20.0,
+        "--steal-max",
+        help="A ramp step that fails while the hypervisor steals more than this % of the host's CPU"
+        " is run again, up to twice (100: never).",
+    ),
     confirm: float = typer.Option(
         0.8, "--confirm", help="After a ramp, run --duration at this share of the max (0: skip)."
     ),
@@ -95,6 +101,7 @@ def bench(
             ramp_factor,
             step_s,
             latency_bound_ms,
+            steal_max,
             confirm,
             network,
             url,
@@ -137,6 +144,7 @@ def _bench(
     ramp_factor: float,
     step_s: float,
     latency_bound_ms: float,
+    steal_max: float,
     confirm: float,
     network: Path | None,
     url: str | None,
@@ -174,7 +182,9 @@ def _bench(
         run=RunOptions(workload=workload, workers=workers, batch_ms=batch_ms, drain_s=drain_s),
         rate=fixed_rate,
         duration_s=duration,
-        ramp=RampOptions(ramp_start, ramp_factor, step_s, latency_bound_ms=latency_bound_ms)
+        ramp=RampOptions(
+            ramp_start, ramp_factor, step_s, latency_bound_ms=latency_bound_ms, steal_max_pct=steal_max
+        )
         if ramp
         else None,
         confirm_fraction=confirm,
