@@ -212,3 +212,25 @@ def test_ramp_refuses_a_steal_bound_out_of_range(options: dict[str, float]) -> N
 
     with pytest.raises(BenchError, match="steal bound"):
         RampOptions(**options).validate()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--steal-max", "150", "steal bound"),
+        ("--ramp-factor", "1", "ramp factor"),
+        ("--step-s", "0", "positive"),
+    ],
+)
+def test_cli_refuses_bad_ramp_options_before_standing_anything_up(
+    flag: str, value: str, message: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from consortia.cli.main import app
+
+    out = CliRunner().invoke(
+        app, ["bench", "--up", "--dir", str(tmp_path / "net"), "--ramp", flag, value, "--json"]
+    )
+    assert out.exit_code != 0 and message in out.output
+    assert not (tmp_path / "net").exists()

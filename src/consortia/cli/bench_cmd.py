@@ -191,6 +191,8 @@ def _bench(
         profile_dir=profile,
         profile_gil=profile_gil,
     )
+    if options.ramp is not None:
+        options.ramp.validate()  # before anything is stood up
     say = _say  # progress goes to stderr, so --json output stays clean
     outcomes: list[Outcome] = []
     if network is not None:
